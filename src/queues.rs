@@ -1,0 +1,172 @@
+//! The paper's two FIFO queues and the state the game shares with the node.
+//!
+//! `pygame_commands`: the game (window or stdin) puts player ids on it; the
+//! Raft runtime drains it every `service_actions` tick.
+//! `raft_orders`: the runtime puts every committed command on it, in log
+//! order; the game takes them and deals damage.
+//!
+//! They are passed around as values (no globals), so one process could host
+//! several nodes (the tests do).
+
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+
+use crate::game::{Game, OrderOutcome, PlayerId};
+
+/// The game side of `pygame_commands`: where clicks go.
+#[derive(Clone, Debug)]
+pub struct CommandSender(Sender<i32>);
+
+impl CommandSender {
+    /// Queue a click on `player`. Returns false once the node has stopped.
+    pub fn push(&self, player: PlayerId) -> bool {
+        self.0.send(i32::from(player)).is_ok()
+    }
+
+    /// Queue any integer command (benchmarks tag their clicks this way).
+    pub fn push_raw(&self, command: i32) -> bool {
+        self.0.send(command).is_ok()
+    }
+}
+
+/// The Raft side of `pygame_commands`.
+#[derive(Debug)]
+pub struct CommandReceiver(Receiver<i32>);
+
+impl CommandReceiver {
+    /// Everything queued so far, oldest first.
+    pub fn drain(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        while let Ok(c) = self.0.try_recv() {
+            out.push(c);
+        }
+        out
+    }
+}
+
+/// `pygame_commands`.
+pub fn command_queue() -> (CommandSender, CommandReceiver) {
+    let (tx, rx) = mpsc::channel();
+    (CommandSender(tx), CommandReceiver(rx))
+}
+
+/// The Raft side of `raft_orders`.
+#[derive(Clone, Debug)]
+pub struct OrderSender(Sender<i64>);
+
+impl OrderSender {
+    pub fn push(&self, command: i64) -> bool {
+        self.0.send(command).is_ok()
+    }
+}
+
+/// The game side of `raft_orders`.
+#[derive(Debug)]
+pub struct OrderReceiver(Receiver<i64>);
+
+impl OrderReceiver {
+    /// Take one order if there is one; `Err(true)` once the node has stopped.
+    pub fn try_pop(&self) -> Result<i64, bool> {
+        match self.0.try_recv() {
+            Ok(c) => Ok(c),
+            Err(TryRecvError::Empty) => Err(false),
+            Err(TryRecvError::Disconnected) => Err(true),
+        }
+    }
+
+    /// Wait for the next order; `None` once the node has stopped.
+    pub fn pop_blocking(&self) -> Option<i64> {
+        self.0.recv().ok()
+    }
+
+    /// Wait at most `timeout` for the next order.
+    pub fn pop_timeout(&self, timeout: std::time::Duration) -> Result<i64, bool> {
+        match self.0.recv_timeout(timeout) {
+            Ok(c) => Ok(c),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(false),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(true),
+        }
+    }
+}
+
+/// `raft_orders`.
+pub fn order_queue() -> (OrderSender, OrderReceiver) {
+    let (tx, rx) = mpsc::channel();
+    (OrderSender(tx), OrderReceiver(rx))
+}
+
+/// The game state shared by the game loop (which applies orders) and the
+/// node's read-only `status()` method.
+#[derive(Clone, Debug, Default)]
+pub struct SharedGame(Arc<Mutex<Game>>);
+
+impl SharedGame {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn apply_order(&self, command: i64) -> OrderOutcome {
+        self.lock().apply_order(command)
+    }
+
+    pub fn snapshot(&self) -> Game {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Game> {
+        // A panic while holding the lock cannot leave a Game half-updated
+        // (apply_order is one assignment), so a poisoned lock is still usable.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the node shows about itself (footer text, `status()`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub id: u64,
+    pub name: String,
+    pub mode: String,
+    pub term: u64,
+    pub leader_id: Option<u64>,
+    pub commit_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    pub log_length: u64,
+}
+
+/// Latest [`NodeStatus`], published by the runtime after every change.
+#[derive(Clone, Debug, Default)]
+pub struct StatusBoard(Arc<Mutex<NodeStatus>>);
+
+impl StatusBoard {
+    pub fn publish(&self, status: NodeStatus) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = status;
+    }
+
+    pub fn get(&self) -> NodeStatus {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Everything a game front end (window or headless) needs from its node.
+#[derive(Debug)]
+pub struct GameLink {
+    /// `pygame_commands`.
+    pub commands: CommandSender,
+    /// `raft_orders`.
+    pub orders: OrderReceiver,
+    /// Game state; the front end applies orders to it.
+    pub game: SharedGame,
+    /// The node's live state (name, mode, term, leader).
+    pub status: StatusBoard,
+}
+
+impl GameLink {
+    /// Apply every order waiting on `raft_orders`; returns what they did.
+    pub fn apply_pending_orders(&self) -> Vec<OrderOutcome> {
+        let mut out = Vec::new();
+        while let Ok(c) = self.orders.try_pop() {
+            out.push(self.game.apply_order(c));
+        }
+        out
+    }
+}

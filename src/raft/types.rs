@@ -1,0 +1,245 @@
+//! Plain data types of the Raft core: entries, RPC requests and replies.
+//!
+//! These mirror the paper's wire protocol but carry no XML: the `wire` module
+//! converts them to and from dxr values.
+
+use std::fmt;
+
+/// A node's id in the cluster (the paper's `Server.id`).
+pub type NodeId = u64;
+
+/// A command carried by a log entry. The game's commands are player ids
+/// (`Int`); the original Python code also accepts strings, kept as `Text`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Command {
+    Int(i32),
+    Text(String),
+}
+
+impl Command {
+    /// The command a new leader appends to commit earlier entries (ignored by the game).
+    pub const NOOP: Command = Command::Int(0);
+}
+
+/// Python `repr` of the command, as the original writes it in its log files.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Int(i) => write!(f, "{i}"),
+            Command::Text(s) => write!(f, "{}", python_str_repr(s)),
+        }
+    }
+}
+
+/// Python's `repr()` of a `str`: single quotes unless the text holds a single
+/// quote and no double quote.
+pub fn python_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// A log entry (the paper's `Raft.Entry`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub term: u64,
+    pub index: u64,
+    pub command: Command,
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Raft.Entry(term={}, index={}, command={})",
+            self.term, self.index, self.command
+        )
+    }
+}
+
+/// An entry as it travels on the wire: `index` is nil when a follower
+/// forwards a command to the leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireEntry {
+    pub term: u64,
+    pub index: Option<u64>,
+    pub command: Command,
+}
+
+impl From<&Entry> for WireEntry {
+    fn from(e: &Entry) -> Self {
+        WireEntry {
+            term: e.term,
+            index: Some(e.index),
+            command: e.command.clone(),
+        }
+    }
+}
+
+/// `append_entries_rpc(entries, term, commit_index, all_log)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendEntries {
+    /// `None` is a heartbeat (the wire's nil).
+    pub entries: Option<Vec<WireEntry>>,
+    pub term: u64,
+    pub commit_index: Option<u64>,
+    /// The batch starts at the leader's first entry: the follower overwrites.
+    pub all_log: bool,
+}
+
+/// `[success, term]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendReply {
+    pub success: bool,
+    pub term: u64,
+}
+
+/// `request_vote_rpc(term, candidate_id, last_log_index, last_log_term)`;
+/// the same arguments for `pre_vote_rpc`. An empty log sends nil for both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VoteRequest {
+    pub term: u64,
+    pub candidate_id: NodeId,
+    pub last_log_index: Option<u64>,
+    pub last_log_term: Option<u64>,
+}
+
+/// `[term, vote_granted]` (the paper's order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VoteReply {
+    pub term: u64,
+    pub vote_granted: bool,
+}
+
+/// A request the core wants sent to a peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rpc {
+    AppendEntries(AppendEntries),
+    RequestVote(VoteRequest),
+    PreVote(VoteRequest),
+    IsLogEmpty,
+}
+
+impl Rpc {
+    /// The XML-RPC method name.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Rpc::AppendEntries(_) => "append_entries_rpc",
+            Rpc::RequestVote(_) => "request_vote_rpc",
+            Rpc::PreVote(_) => "pre_vote_rpc",
+            Rpc::IsLogEmpty => "is_log_empty",
+        }
+    }
+}
+
+/// A peer's answer to an [`Rpc`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Append(AppendReply),
+    Vote(VoteReply),
+    LogEmpty(bool),
+}
+
+/// Why an [`Rpc`] got no [`Reply`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RpcFailure {
+    /// Connection refused, reset, timed out, or an unreadable answer.
+    Unreachable(String),
+    /// The peer answered with an XML-RPC Fault.
+    Fault(i32, String),
+}
+
+/// A message the core asks the runtime to send. `seq` ties the reply back to
+/// the request (see `Raft::on_reply`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outbound {
+    pub to: NodeId,
+    pub seq: u64,
+    pub rpc: Rpc,
+}
+
+/// A request the core refuses as malformed: the runtime answers a Fault and
+/// no state has changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidRequest(pub String);
+
+impl fmt::Display for InvalidRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidRequest {}
+
+/// The node's role (the paper's `Raft.Mode`, plus the pre-vote phase).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Leader,
+    Candidate,
+    PreCandidate,
+    Follower,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Leader => "LEADER",
+            Mode::Candidate => "CANDIDATE",
+            Mode::PreCandidate => "PRECANDIDATE",
+            Mode::Follower => "FOLLOWER",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Term and vote: what must be on disk before the node answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HardState {
+    pub term: u64,
+    pub voted_for: Option<NodeId>,
+}
+
+/// What changed since the last `take_persist`: the runtime makes it durable
+/// before it sends any message or answers any RPC.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PersistBatch {
+    pub hard_state: Option<HardState>,
+    /// Drop every stored entry with an index at or above this one first
+    /// (`Some(first)` of a fresh log means "replace everything").
+    pub truncate_from: Option<u64>,
+    /// Then append these (consecutive, following what is kept).
+    pub append: Vec<Entry>,
+}
+
+impl PersistBatch {
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none() && self.truncate_from.is_none() && self.append.is_empty()
+    }
+}
