@@ -7,3 +7,5 @@
 pub mod game;
 pub mod queues;
 pub mod raft;
+pub mod dots;
+pub mod window;
