@@ -4,8 +4,13 @@
 //! dxr, tokio or minifb. `wire` maps XML-RPC values to the core's types,
 //! `node` runs a core with timers, queues and peers, `window` draws the game.
 
+pub mod config;
+pub mod dots;
 pub mod game;
+pub mod logfile;
+pub mod node;
 pub mod queues;
 pub mod raft;
-pub mod dots;
+pub mod storage;
 pub mod window;
+pub mod wire;

@@ -1,1 +1,186 @@
-fn main() {}
+//! `raftian`: run a node (window or headless), the frame-rate experiment, or
+//! the benchmark.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use log::{info, warn};
+
+use raftian::config::ClusterConfig;
+use raftian::game::{OrderOutcome, parse_player};
+use raftian::node::{self, NodeOptions, RunningNode};
+use raftian::queues::GameLink;
+use raftian::window::{self, WindowError, WindowOptions};
+
+#[derive(Parser)]
+#[command(version, about = "Raftian: a Raft-replicated real-time strategy game")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node of a cluster (one process per node).
+    Node(NodeArgs),
+    /// The paper's frame-rate experiment (section 2.2.1).
+    Dots(raftian::dots::DotsArgs),
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// The cluster file (see scripts/cluster.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// This node's id in the cluster file.
+    #[arg(long)]
+    id: u64,
+    /// No window: read clicks from stdin, one player id (1-4) a line.
+    #[arg(long)]
+    headless: bool,
+    /// Where the per-node log files go (logs/<name>/<datetime>.<name>.log).
+    #[arg(long, default_value = "logs")]
+    log_dir: PathBuf,
+    /// Durable Raft state (term, vote, log); default data/<name>.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep Raft state in memory only (the original's behaviour).
+    #[arg(long, conflicts_with = "data_dir")]
+    ephemeral: bool,
+    /// Window frame cap (0 = uncapped).
+    #[arg(long, default_value_t = 60)]
+    fps: u32,
+    /// Serve bench_click and write queue/apply times to this file.
+    #[arg(long)]
+    apply_trace: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Cmd::Node(a) => run_node(a),
+        Cmd::Dots(a) => raftian::dots::run(&a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("raftian: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_node(a: NodeArgs) -> Result<(), String> {
+    let cluster = ClusterConfig::load(&a.config)?;
+    let name = cluster
+        .node(a.id)
+        .ok_or_else(|| format!("node {} is not in {}", a.id, a.config.display()))?
+        .name
+        .clone();
+    let mut opts = NodeOptions::new(cluster, a.id);
+    opts.log_dir = Some(a.log_dir);
+    opts.data_dir = if a.ephemeral {
+        None
+    } else {
+        Some(
+            a.data_dir
+                .unwrap_or_else(|| PathBuf::from("data").join(&name)),
+        )
+    };
+    opts.bench = a.apply_trace.is_some();
+    opts.apply_trace = a.apply_trace;
+    let mut running = node::start(opts)?;
+    let link = running.take_link().expect("fresh node has its link");
+    install_signal_handler(&running);
+
+    if a.headless {
+        run_headless(link, running, true);
+        return Ok(());
+    }
+    let wopts = WindowOptions {
+        fps: a.fps,
+        title: format!("Raftian - {name}"),
+    };
+    match window::run(&link, wopts) {
+        Ok(()) => {
+            running.shutdown();
+            Ok(())
+        }
+        Err(WindowError::NoDisplay(why)) => {
+            warn!("no display ({why}): running headless, reading clicks from stdin");
+            run_headless(link, running, true);
+            Ok(())
+        }
+        Err(WindowError::Other(e)) => Err(e),
+    }
+}
+
+/// No window: clicks come from stdin, orders are applied on a thread.
+fn run_headless(link: GameLink, running: RunningNode, read_stdin: bool) {
+    info!(
+        "{} running headless: type a player id (1-4) and Enter to click",
+        running.name()
+    );
+    let GameLink {
+        commands,
+        orders,
+        game,
+        ..
+    } = link;
+    let game2 = game.clone();
+    std::thread::spawn(move || {
+        while let Some(order) = orders.pop_blocking() {
+            match game2.apply_order(order) {
+                OrderOutcome::Damaged { player, hp } => info!("player {player} hit: {hp} HP"),
+                OrderOutcome::AlreadyDead(p) => info!("player {p} already dead"),
+                OrderOutcome::Ignored => {}
+            }
+        }
+    });
+    if read_stdin {
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match parse_player(&line) {
+                    Ok(p) if !game.snapshot().is_alive(p) => {
+                        eprintln!("Player {p} already dead")
+                    }
+                    Ok(p) => {
+                        info!("Player {p} pressed");
+                        commands.push(p);
+                    }
+                    Err(e) => eprintln!("ignored: {e}"),
+                }
+            }
+            // stdin closed: keep running (nodes are often started in the
+            // background); signals stop the node.
+        });
+    }
+    running.join();
+}
+
+fn install_signal_handler(running: &RunningNode) {
+    let stop = running.stopper();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("signal runtime");
+        rt.block_on(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        });
+        stop.notify_one();
+    });
+}

@@ -19,6 +19,8 @@ pub enum WindowError {
 }
 
 /// Run the window on the calling (main) thread until it is closed.
-pub fn run(_link: GameLink, _opts: WindowOptions) -> Result<(), WindowError> {
+/// Takes `&GameLink` (NOT by value): on `NoDisplay`, main.rs falls back to
+/// headless mode with the same queues.
+pub fn run(_link: &GameLink, _opts: WindowOptions) -> Result<(), WindowError> {
     Err(WindowError::NoDisplay("window not built yet".into()))
 }

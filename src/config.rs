@@ -1,0 +1,192 @@
+//! The cluster file (TOML): every node's id, name and address, and the
+//! optional static leader and seeded logs of the paper's setup.
+//!
+//! ```toml
+//! leader = 0                       # optional: the paper's static leader
+//! heartbeat_ms = 50                # optional
+//! election_timeout_ms = [150, 300] # optional
+//! [[node]]
+//! id = 0
+//! name = "raftian"
+//! addr = "127.0.0.1:8000"
+//! log = [[1, 4, 5], [1, 5, 5]]     # optional seeded log: [term, index, command]
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::raft::{Command, Entry, NodeId, RaftConfig};
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum CommandValue {
+    Int(i32),
+    Text(String),
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    pub id: NodeId,
+    pub name: String,
+    pub addr: String,
+    #[serde(default)]
+    pub log: Vec<(u64, u64, CommandValue)>,
+}
+
+impl NodeEntry {
+    pub fn socket_addr(&self) -> Result<SocketAddr, String> {
+        self.addr
+            .parse()
+            .map_err(|e| format!("node {} has a bad addr '{}': {e}", self.id, self.addr))
+    }
+
+    pub fn initial_log(&self) -> Vec<Entry> {
+        self.log
+            .iter()
+            .map(|(term, index, c)| Entry {
+                term: *term,
+                index: *index,
+                command: match c {
+                    CommandValue::Int(i) => Command::Int(*i),
+                    CommandValue::Text(s) => Command::Text(s.clone()),
+                },
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The paper's static leader: no elections, every node starts at term 1.
+    pub leader: Option<NodeId>,
+    pub heartbeat_ms: Option<u64>,
+    pub election_timeout_ms: Option<[u64; 2]>,
+    /// `service_actions` period (the paper's 5 ms).
+    pub tick_ms: Option<u64>,
+    /// Timeout of one outgoing RPC.
+    pub rpc_timeout_ms: Option<u64>,
+    pub pre_vote: Option<bool>,
+    pub check_quorum: Option<bool>,
+    #[serde(rename = "node")]
+    pub nodes: Vec<NodeEntry>,
+}
+
+impl ClusterConfig {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read cluster file {}: {e}", path.display()))?;
+        Self::from_toml_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn from_toml_str(text: &str) -> Result<Self, String> {
+        let cfg: ClusterConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.nodes.is_empty() {
+            return Err("the cluster has no [[node]]".into());
+        }
+        let mut ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err("two nodes share an id".into());
+        }
+        for n in &self.nodes {
+            n.socket_addr()?;
+            if n.name.is_empty() || n.name.contains(['/', '\\']) {
+                return Err(format!("node {} needs a plain name (no slashes)", n.id));
+            }
+            crate::raft::RaftLog::new(n.initial_log())
+                .map_err(|e| format!("node {}'s log: {e}", n.id))?;
+        }
+        if let Some(l) = self.leader
+            && !ids.contains(&l)
+        {
+            return Err(format!("leader {l} is not a node of the cluster"));
+        }
+        if let Some([lo, hi]) = self.election_timeout_ms
+            && (lo == 0 || hi < lo)
+        {
+            return Err("election_timeout_ms must be [min, max] with 0 < min <= max".into());
+        }
+        Ok(())
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&NodeEntry> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms.unwrap_or(5).max(1))
+    }
+
+    pub fn rpc_timeout(&self) -> Duration {
+        Duration::from_millis(self.rpc_timeout_ms.unwrap_or(500).max(1))
+    }
+
+    /// The core's configuration for node `id`.
+    pub fn raft_config(&self, id: NodeId) -> RaftConfig {
+        let peers = self
+            .nodes
+            .iter()
+            .map(|n| n.id)
+            .filter(|p| *p != id)
+            .collect();
+        let mut c = RaftConfig::new(id, peers);
+        c.static_leader = self.leader;
+        if let Some(h) = self.heartbeat_ms {
+            c.heartbeat_interval = Duration::from_millis(h.max(1));
+        }
+        if let Some([lo, hi]) = self.election_timeout_ms {
+            c.election_timeout_min = Duration::from_millis(lo);
+            c.election_timeout_max = Duration::from_millis(hi);
+        }
+        if let Some(p) = self.pre_vote {
+            c.pre_vote = p;
+        }
+        if let Some(q) = self.check_quorum {
+            c.check_quorum = q;
+        }
+        c.retry_interval = c.heartbeat_interval;
+        c.request_timeout = self.rpc_timeout() * 2;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_papers_cluster() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.toml"))
+                .unwrap();
+        let c = ClusterConfig::from_toml_str(&text).unwrap();
+        assert_eq!(c.nodes.len(), 5);
+        assert_eq!(c.leader, Some(0));
+        assert_eq!(c.node(0).unwrap().initial_log()[0].index, 4);
+        assert_eq!(c.node(3).unwrap().initial_log()[3].command, Command::Int(9));
+    }
+
+    #[test]
+    fn refuses_bad_files() {
+        let bad = [
+            "",
+            "[[node]]\nid = 0\nname = \"a\"\naddr = \"nowhere\"\n",
+            "leader = 7\n[[node]]\nid = 0\nname = \"a\"\naddr = \"127.0.0.1:1\"\n",
+            "[[node]]\nid = 0\nname = \"a\"\naddr = \"127.0.0.1:1\"\nlog = [[1, 0, 1], [1, 2, 1]]\n",
+            "[[node]]\nid = 0\nname = \"a\"\naddr = \"127.0.0.1:1\"\ncolour = 3\n",
+        ];
+        for b in bad {
+            assert!(ClusterConfig::from_toml_str(b).is_err(), "{b}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Outgoing RPCs: one keep-alive HTTP client, one task per request, every
+//! request bounded by a timeout; the answer goes back to the actor as an
+//! event. A slow or dead peer only delays its own replies.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
+use tokio::sync::mpsc;
+
+use super::actor::Event;
+use super::server::NODE_HEADER;
+use crate::raft::{NodeId, Outbound, RpcFailure};
+use crate::wire;
+
+pub struct Peers {
+    client: reqwest::Client,
+    urls: HashMap<NodeId, String>,
+    my_id: NodeId,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl Peers {
+    pub fn new(
+        my_id: NodeId,
+        addrs: impl IntoIterator<Item = (NodeId, String)>,
+        timeout: Duration,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Peers {
+            client,
+            urls: addrs
+                .into_iter()
+                .map(|(id, addr)| (id, format!("http://{addr}/RPC2")))
+                .collect(),
+            my_id,
+            events,
+        })
+    }
+
+    /// Send one request; its reply comes back as `Event::Reply`.
+    pub fn send(&self, msg: Outbound) {
+        let events = self.events.clone();
+        let Some(url) = self.urls.get(&msg.to).cloned() else {
+            let _ = events.send(Event::Reply {
+                from: msg.to,
+                seq: msg.seq,
+                result: Err(RpcFailure::Unreachable("unknown peer".into())),
+                is_rust: None,
+            });
+            return;
+        };
+        let body = wire::rpc_params(&msg.rpc).and_then(|p| wire::call_body(msg.rpc.method(), p));
+        let client = self.client.clone();
+        let my_id = self.my_id;
+        tokio::spawn(async move {
+            let (result, is_rust) = match body {
+                Ok(body) => call(&client, &url, my_id, body, &msg).await,
+                Err(e) => (Err(RpcFailure::Unreachable(e)), None),
+            };
+            let _ = events.send(Event::Reply {
+                from: msg.to,
+                seq: msg.seq,
+                result,
+                is_rust,
+            });
+        });
+    }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    url: &str,
+    my_id: NodeId,
+    body: String,
+    msg: &Outbound,
+) -> (Result<crate::raft::Reply, RpcFailure>, Option<bool>) {
+    let resp = client
+        .post(url)
+        .header(CONTENT_TYPE, HeaderValue::from_static("text/xml"))
+        .header(USER_AGENT, HeaderValue::from_static("raftian-rs"))
+        .header(NODE_HEADER, my_id.to_string())
+        .body(body)
+        .send()
+        .await;
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) => return (Err(RpcFailure::Unreachable(e.to_string())), None),
+    };
+    let is_rust = resp.headers().contains_key(NODE_HEADER);
+    let text = match resp.text().await {
+        Ok(t) => t,
+        Err(e) => return (Err(RpcFailure::Unreachable(e.to_string())), Some(is_rust)),
+    };
+    let result = match wire::parse_response(&text) {
+        Ok(Ok(v)) => wire::reply_from_value(&msg.rpc, &v).map_err(RpcFailure::Unreachable),
+        Ok(Err(f)) => Err(RpcFailure::Fault(f.code(), f.string().to_owned())),
+        Err(e) => Err(RpcFailure::Unreachable(e)),
+    };
+    (result, Some(is_rust))
+}

@@ -1,0 +1,237 @@
+//! The XML-RPC server (dxr_server on axum), served on `/` and `/RPC2`.
+//!
+//! Each method parses its arguments with `wire`, hands a typed request to
+//! the actor and waits for its answer (given only after the change is on
+//! disk). Every answer carries the header `X-Raftian-Node: <id>` so peers
+//! can tell a Rust node from an original Python one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::StringRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::routing::post;
+use dxr::{Fault, Value};
+use dxr_server::{Handler, HandlerMap, HandlerResult, async_trait};
+use tokio::sync::{mpsc, oneshot};
+
+use super::actor::Event;
+use super::trace::Trace;
+use crate::game::player_from_int;
+use crate::queues::{CommandSender, SharedGame, StatusBoard};
+use crate::wire::{self, FAULT_BAD_ARGS, FAULT_UNAVAILABLE, bad_args};
+
+/// Largest request body accepted (4 MiB: a full 4096-entry batch is ~0.6 MiB).
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The header naming the sending / answering Rust node.
+pub const NODE_HEADER: &str = "x-raftian-node";
+
+#[derive(Clone, Copy, Debug)]
+enum Method {
+    Append,
+    Vote,
+    PreVote,
+    IsLogEmpty,
+    Status,
+    Click,
+    BenchClick,
+}
+
+struct RpcHandler {
+    method: Method,
+    events: mpsc::UnboundedSender<Event>,
+    status: StatusBoard,
+    game: SharedGame,
+    commands: CommandSender,
+    trace: Option<Arc<Trace>>,
+}
+
+fn unavailable() -> Fault {
+    Fault::new(FAULT_UNAVAILABLE, "node is shutting down".into())
+}
+
+fn sender_id(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(NODE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
+}
+
+impl RpcHandler {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Event) -> Result<T, Fault> {
+        let (tx, rx) = oneshot::channel();
+        self.events.send(make(tx)).map_err(|_| unavailable())?;
+        rx.await.map_err(|_| unavailable())
+    }
+
+    fn status_value(&self) -> Value {
+        let s = self.status.get();
+        let hp = self.game.snapshot().hp_all();
+        let opt = |v: Option<u64>| {
+            v.map_or(
+                Value::Nil,
+                |n| Value::Integer(n.min(i32::MAX as u64) as i32),
+            )
+        };
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("id".into(), Value::Integer(s.id as i32));
+        m.insert("name".into(), Value::String(s.name));
+        m.insert("mode".into(), Value::String(s.mode));
+        m.insert(
+            "term".into(),
+            Value::Integer(s.term.min(i32::MAX as u64) as i32),
+        );
+        m.insert("leader_id".into(), opt(s.leader_id));
+        m.insert("commit_index".into(), opt(s.commit_index));
+        m.insert("last_applied".into(), opt(s.last_applied));
+        m.insert(
+            "log_length".into(),
+            Value::Integer(s.log_length.min(i32::MAX as u64) as i32),
+        );
+        m.insert(
+            "hp".into(),
+            Value::Array(hp.iter().map(|h| Value::Integer(*h)).collect()),
+        );
+        Value::Struct(m)
+    }
+}
+
+#[async_trait]
+impl Handler for RpcHandler {
+    async fn handle(&self, params: &[Value], headers: HeaderMap) -> HandlerResult {
+        let to_fault = |e: String| Fault::new(FAULT_BAD_ARGS, e);
+        match self.method {
+            Method::Append => {
+                let req = wire::append_from_params(params)?;
+                let sender = sender_id(&headers);
+                let r = self
+                    .ask(|reply| Event::Append { req, sender, reply })
+                    .await??;
+                wire::append_reply_value(&r).map_err(to_fault)
+            }
+            Method::Vote | Method::PreVote => {
+                let pre = matches!(self.method, Method::PreVote);
+                let name = if pre {
+                    "pre_vote_rpc"
+                } else {
+                    "request_vote_rpc"
+                };
+                let req = wire::vote_from_params(params, name)?;
+                let r = self.ask(|reply| Event::Vote { req, pre, reply }).await??;
+                wire::vote_reply_value(&r).map_err(to_fault)
+            }
+            Method::IsLogEmpty => {
+                if !params.is_empty() {
+                    return Err(bad_args("is_log_empty takes no arguments"));
+                }
+                let empty = self.ask(|reply| Event::IsLogEmpty { reply }).await?;
+                Ok(Value::Boolean(empty))
+            }
+            Method::Status => {
+                if !params.is_empty() {
+                    return Err(bad_args("status takes no arguments"));
+                }
+                Ok(self.status_value())
+            }
+            Method::Click | Method::BenchClick => {
+                let [Value::Integer(n)] = params else {
+                    return Err(bad_args("click takes one int: a player id"));
+                };
+                if matches!(self.method, Method::Click) {
+                    let p = player_from_int(i64::from(*n)).map_err(bad_args)?;
+                    if !self.game.snapshot().is_alive(p) {
+                        return Err(Fault::new(
+                            wire::FAULT_REFUSED,
+                            format!("Player {p} already dead"),
+                        ));
+                    }
+                }
+                if let Some(t) = &self.trace {
+                    t.queued(*n);
+                }
+                if !self.commands.push_raw(*n) {
+                    return Err(unavailable());
+                }
+                Ok(Value::Boolean(true))
+            }
+        }
+    }
+}
+
+/// What the server needs from the node.
+pub struct ServerParts {
+    pub id: u64,
+    pub events: mpsc::UnboundedSender<Event>,
+    pub status: StatusBoard,
+    pub game: SharedGame,
+    pub commands: CommandSender,
+    pub trace: Option<Arc<Trace>>,
+    /// Serve `bench_click(command)` (any int, for the benchmark).
+    pub bench: bool,
+}
+
+/// The axum router serving the node's methods on `/` and `/RPC2`.
+pub fn router(parts: ServerParts) -> Router {
+    let mut methods: Vec<(&'static str, Method)> = vec![
+        ("append_entries_rpc", Method::Append),
+        ("request_vote_rpc", Method::Vote),
+        ("pre_vote_rpc", Method::PreVote),
+        ("is_log_empty", Method::IsLogEmpty),
+        ("status", Method::Status),
+        ("click", Method::Click),
+    ];
+    if parts.bench {
+        methods.push(("bench_click", Method::BenchClick));
+    }
+    let mut map: HashMap<&'static str, Box<dyn Handler>> = HashMap::new();
+    for (name, method) in methods {
+        map.insert(
+            name,
+            Box::new(RpcHandler {
+                method,
+                events: parts.events.clone(),
+                status: parts.status.clone(),
+                game: parts.game.clone(),
+                commands: parts.commands.clone(),
+                trace: parts.trace.clone(),
+            }),
+        );
+    }
+    let handlers: HandlerMap = Arc::new(map);
+    let id = HeaderValue::from_str(&parts.id.to_string()).expect("digits are a valid header");
+    let serve = move |headers: HeaderMap, body: Result<String, StringRejection>| {
+        let handlers = handlers.clone();
+        let id = id.clone();
+        async move {
+            let (code, mut out_headers, body) = match body {
+                Ok(body) => dxr_server::server(handlers, &body, headers).await,
+                Err(rejection) => fault_response(&format!(
+                    "request refused: {} (bodies are limited to {MAX_BODY} bytes of UTF-8)",
+                    rejection.body_text()
+                )),
+            };
+            out_headers.insert(NODE_HEADER, id);
+            (code, out_headers, wire::int_tags(body))
+        }
+    };
+    Router::new()
+        .route("/", post(serve.clone()))
+        .route("/RPC2", post(serve))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+fn fault_response(msg: &str) -> (StatusCode, HeaderMap, String) {
+    let fault = dxr::FaultResponse {
+        fault: Fault::new(FAULT_BAD_ARGS, msg.to_owned()),
+    };
+    let mut h = HeaderMap::new();
+    h.insert("content-type", HeaderValue::from_static("text/xml"));
+    let body = fault
+        .to_xml()
+        .map(|x| format!("<?xml version='1.0'?>\n{x}\n"))
+        .unwrap_or_default();
+    (StatusCode::OK, h, body)
+}
