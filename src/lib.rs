@@ -4,6 +4,7 @@
 //! dxr, tokio or minifb. `wire` maps XML-RPC values to the core's types,
 //! `node` runs a core with timers, queues and peers, `window` draws the game.
 
+pub mod bench;
 pub mod config;
 pub mod dots;
 pub mod game;

@@ -27,6 +27,8 @@ enum Cmd {
     Node(NodeArgs),
     /// The paper's frame-rate experiment (section 2.2.1).
     Dots(raftian::dots::DotsArgs),
+    /// End-to-end benchmark: 5 real node processes on loopback.
+    Bench(raftian::bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Cmd::Node(a) => run_node(a),
         Cmd::Dots(a) => raftian::dots::run(&a),
+        Cmd::Bench(a) => raftian::bench::run(&a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
