@@ -1,0 +1,390 @@
+//! The paper's Raft rules (sections 3.3-3.4), one test each, driving the
+//! pure core directly: no sockets, no clocks.
+
+use std::time::Duration;
+
+use raftian::raft::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn e(term: u64, index: u64, c: i32) -> Entry {
+    Entry {
+        term,
+        index,
+        command: Command::Int(c),
+    }
+}
+
+fn we(term: u64, index: Option<u64>, c: i32) -> WireEntry {
+    WireEntry {
+        term,
+        index,
+        command: Command::Int(c),
+    }
+}
+
+fn leader_log() -> Vec<Entry> {
+    (4..=7).map(|i| e(1, i, 5)).collect()
+}
+
+fn bob_log() -> Vec<Entry> {
+    (0..=3).map(|i| e(1, i, 9)).collect()
+}
+
+/// The paper's static setup: node 0 leads, 1..4 follow, all at term 1.
+fn static_node(id: NodeId, log: Vec<Entry>) -> Raft {
+    let peers = (0..5).filter(|p| *p != id).collect();
+    let mut c = RaftConfig::new(id, peers);
+    c.static_leader = Some(0);
+    Raft::new(c, HardState::default(), log, Duration::ZERO).unwrap()
+}
+
+fn append(entries: Option<Vec<WireEntry>>, commit: Option<u64>, all_log: bool) -> AppendEntries {
+    AppendEntries {
+        entries,
+        term: 1,
+        commit_index: commit,
+        all_log,
+    }
+}
+
+fn indices(r: &Raft) -> Vec<u64> {
+    r.entries().iter().map(|e| e.index).collect()
+}
+
+fn appends_to(out: &[Outbound], to: NodeId) -> Vec<&AppendEntries> {
+    out.iter()
+        .filter(|m| m.to == to)
+        .filter_map(|m| match &m.rpc {
+            Rpc::AppendEntries(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Deliver `out` to `followers` (by id) and feed the replies back to the
+/// leader, until nothing more is sent.
+fn pump(leader: &mut Raft, followers: &mut [Raft], mut out: Vec<Outbound>, now: Duration) {
+    for _ in 0..200 {
+        if out.is_empty() {
+            return;
+        }
+        let mut next = Vec::new();
+        for m in out {
+            let f = followers.iter_mut().find(|f| f.id() == m.to).unwrap();
+            let reply = match &m.rpc {
+                Rpc::AppendEntries(a) => {
+                    Reply::Append(f.append_entries_rpc(a, Some(0), now).unwrap())
+                }
+                Rpc::IsLogEmpty => Reply::LogEmpty(f.is_log_empty()),
+                other => panic!("unexpected {other:?}"),
+            };
+            f.take_persist();
+            next.extend(leader.on_reply(m.to, m.seq, Ok(reply), now));
+        }
+        out = next;
+    }
+    panic!("replication did not settle");
+}
+
+#[test]
+fn follower_rejects_a_lower_term() {
+    let mut f = static_node(1, bob_log());
+    let mut req = append(Some(vec![we(0, Some(3), 9)]), None, false);
+    req.term = 0;
+    let r = f.append_entries_rpc(&req, None, ms(1)).unwrap();
+    assert_eq!(
+        r,
+        AppendReply {
+            success: false,
+            term: 1
+        }
+    );
+}
+
+#[test]
+fn empty_follower_takes_the_python_leaders_whole_log_once() {
+    // The original leader sends its log then its last entry again and the
+    // new ones (4,5,6,7,7,8) with all_log false to an empty follower.
+    let mut f = static_node(1, vec![]);
+    assert!(f.is_log_empty());
+    let batch = [4, 5, 6, 7, 7, 8]
+        .iter()
+        .map(|i| we(1, Some(*i), if *i == 8 { 1 } else { 5 }))
+        .collect();
+    let r = f
+        .append_entries_rpc(&append(Some(batch), None, false), None, ms(1))
+        .unwrap();
+    assert!(r.success);
+    assert_eq!(indices(&f), vec![4, 5, 6, 7, 8]);
+    let p = f.take_persist().unwrap();
+    assert_eq!(p.append.len(), 5);
+}
+
+#[test]
+fn rust_leader_batch_to_an_empty_follower_is_refused() {
+    // From a Rust leader (sender known) a batch that does not start the log
+    // is refused: the leader probes and sends all_log instead.
+    let mut f = static_node(1, vec![]);
+    let r = f
+        .append_entries_rpc(
+            &append(
+                Some(vec![we(1, Some(7), 5), we(1, Some(8), 1)]),
+                None,
+                false,
+            ),
+            Some(0),
+            ms(1),
+        )
+        .unwrap();
+    assert!(!r.success);
+    assert!(f.is_log_empty());
+}
+
+#[test]
+fn divergent_follower_rejects_until_all_log_then_matches() {
+    let mut f = static_node(1, bob_log());
+    let r = f
+        .append_entries_rpc(
+            &append(
+                Some(vec![we(1, Some(7), 5), we(1, Some(8), 1)]),
+                None,
+                false,
+            ),
+            None,
+            ms(1),
+        )
+        .unwrap();
+    assert!(!r.success, "bob has no entry (term 1, index 7)");
+    assert_eq!(indices(&f), vec![0, 1, 2, 3]);
+    let all: Vec<WireEntry> = (4..=7)
+        .map(|i| we(1, Some(i), 5))
+        .chain([we(1, Some(8), 1)])
+        .collect();
+    let r = f
+        .append_entries_rpc(&append(Some(all), None, true), None, ms(2))
+        .unwrap();
+    assert!(r.success);
+    assert_eq!(indices(&f), vec![4, 5, 6, 7, 8]);
+    let p = f.take_persist().unwrap();
+    assert_eq!(p.truncate_from, Some(0));
+}
+
+#[test]
+fn appending_is_idempotent() {
+    let mut f = static_node(1, leader_log());
+    let b = || {
+        append(
+            Some(vec![we(1, Some(7), 5), we(1, Some(8), 1)]),
+            None,
+            false,
+        )
+    };
+    assert!(f.append_entries_rpc(&b(), None, ms(1)).unwrap().success);
+    let v = f.log_version();
+    assert!(f.append_entries_rpc(&b(), None, ms(2)).unwrap().success);
+    assert_eq!(indices(&f), vec![4, 5, 6, 7, 8]);
+    assert_eq!(f.log_version(), v, "a duplicate batch changes nothing");
+}
+
+#[test]
+fn follower_commit_never_passes_what_it_shares_with_the_leader() {
+    let mut f = static_node(1, leader_log());
+    // The leader says 20 is committed, but we only know we match it up to 8.
+    let r = f
+        .append_entries_rpc(
+            &append(
+                Some(vec![we(1, Some(7), 5), we(1, Some(8), 1)]),
+                Some(20),
+                false,
+            ),
+            None,
+            ms(1),
+        )
+        .unwrap();
+    assert!(r.success);
+    assert_eq!(f.commit_index(), Some(8));
+    // A repeated commit index is fine (the original rejects it).
+    let r = f
+        .append_entries_rpc(
+            &append(Some(vec![we(1, Some(8), 1)]), Some(8), false),
+            None,
+            ms(2),
+        )
+        .unwrap();
+    assert!(r.success);
+    let orders: Vec<i32> = f
+        .take_orders()
+        .into_iter()
+        .map(|e| match e.command {
+            Command::Int(c) => c,
+            Command::Text(_) => -1,
+        })
+        .collect();
+    assert_eq!(orders, vec![5, 5, 5, 5, 1], "applied in log order, once");
+    assert!(f.take_orders().is_empty());
+}
+
+#[test]
+fn nil_heartbeat_lets_the_follower_apply() {
+    let mut f = static_node(1, leader_log());
+    f.append_entries_rpc(
+        &append(
+            Some(vec![we(1, Some(7), 5), we(1, Some(8), 3)]),
+            None,
+            false,
+        ),
+        None,
+        ms(1),
+    )
+    .unwrap();
+    assert_eq!(f.commit_index(), None);
+    // The Python leader's heartbeat: nil entries, its commit index.
+    let r = f
+        .append_entries_rpc(&append(None, Some(8), false), None, ms(4))
+        .unwrap();
+    assert!(r.success);
+    f.service_actions(ms(5));
+    assert_eq!(f.last_applied(), Some(8));
+    assert_eq!(f.take_orders().last().unwrap().command, Command::Int(3));
+}
+
+#[test]
+fn malformed_batches_change_nothing() {
+    let mut f = static_node(1, leader_log());
+    let bad = [
+        append(Some(vec![we(1, Some(7), 5), we(1, None, 1)]), None, false),
+        append(
+            Some(vec![we(1, Some(7), 5), we(1, Some(9), 1)]),
+            None,
+            false,
+        ),
+        append(Some(vec![we(2, Some(7), 5)]), None, false),
+        append(Some(vec![we(1, None, 1)]), None, true),
+    ];
+    for b in bad {
+        assert!(f.append_entries_rpc(&b, None, ms(1)).is_err(), "{b:?}");
+    }
+    assert_eq!(indices(&f), vec![4, 5, 6, 7]);
+    assert!(
+        f.take_persist()
+            .is_none_or(|p| p.append.is_empty() && p.truncate_from.is_none())
+    );
+}
+
+#[test]
+fn leader_batches_queued_commands_and_walks_back_to_all_log() {
+    let mut leader = static_node(0, leader_log());
+    let mut bobs: Vec<Raft> = (1..5).map(|i| static_node(i, bob_log())).collect();
+    leader.propose([Command::Int(1), Command::Int(2)]);
+    let out = leader.service_actions(ms(5));
+    assert_eq!(
+        indices(&leader),
+        vec![4, 5, 6, 7, 8, 9],
+        "one entry per queued command"
+    );
+    // Peers are not known to be Rust nodes: probe is_log_empty first.
+    assert!(out.iter().all(|m| m.rpc == Rpc::IsLogEmpty));
+    pump(&mut leader, &mut bobs, out, ms(5));
+    for b in &bobs {
+        assert_eq!(b.entries(), leader.entries());
+    }
+    assert_eq!(leader.commit_index(), Some(9));
+}
+
+#[test]
+fn legacy_followers_get_no_nil_heartbeats_and_each_commit_once() {
+    let mut leader = static_node(0, leader_log());
+    let mut bobs: Vec<Raft> = (1..5).map(|i| static_node(i, leader_log())).collect();
+    leader.propose([Command::Int(1)]);
+    let out = leader.service_actions(ms(5));
+    pump(&mut leader, &mut bobs, out, ms(5));
+    let mut sent = Vec::new();
+    for t in [60, 120, 180] {
+        let out = leader.service_actions(ms(t));
+        for a in appends_to(&out, 1) {
+            assert!(
+                a.entries.is_some(),
+                "nil entries fault on a Python follower"
+            );
+            sent.extend(a.commit_index);
+        }
+        pump(&mut leader, &mut bobs, out, ms(t));
+    }
+    let mut dedup = sent.clone();
+    dedup.dedup();
+    assert_eq!(
+        sent, dedup,
+        "a commit index goes to a follower once: {sent:?}"
+    );
+    assert!(bobs.iter().all(|b| b.commit_index() == Some(8)));
+}
+
+#[test]
+fn followers_forward_commands_until_the_leader_acknowledges() {
+    let mut f = static_node(2, leader_log());
+    f.propose([Command::Int(3)]);
+    let out = f.service_actions(ms(5));
+    assert_eq!(out.len(), 1);
+    let m = &out[0];
+    assert_eq!(m.to, 0);
+    let Rpc::AppendEntries(a) = &m.rpc else {
+        panic!("forward is an append")
+    };
+    assert_eq!(a.entries.as_ref().unwrap(), &vec![we(1, None, 3)]);
+    // The leader is unreachable: the command is kept and sent again.
+    let again = f.on_reply(0, m.seq, Err(RpcFailure::Unreachable("down".into())), ms(6));
+    assert!(again.is_empty(), "waits before retrying");
+    let retry = f.service_actions(ms(100));
+    assert_eq!(retry.len(), 1);
+    let ok = f.on_reply(
+        0,
+        retry[0].seq,
+        Ok(Reply::Append(AppendReply {
+            success: true,
+            term: 1,
+        })),
+        ms(101),
+    );
+    assert!(ok.is_empty());
+    assert_eq!(f.queued_commands(), 0);
+
+    // The leader queues forwarded commands like its own clicks.
+    let mut leader = static_node(0, leader_log());
+    let Rpc::AppendEntries(a) = &retry[0].rpc else {
+        unreachable!()
+    };
+    assert!(
+        leader
+            .append_entries_rpc(a, Some(2), ms(102))
+            .unwrap()
+            .success
+    );
+    leader.service_actions(ms(105));
+    assert_eq!(leader.entries().last().unwrap(), &e(1, 8, 3));
+}
+
+#[test]
+fn a_dead_follower_does_not_block_the_others() {
+    let mut leader = static_node(0, leader_log());
+    let mut live: Vec<Raft> = (1..4).map(|i| static_node(i, leader_log())).collect();
+    leader.propose([Command::Int(4)]);
+    let out = leader.service_actions(ms(5));
+    // Node 4 never answers; everything else goes through.
+    let (to_dead, to_live): (Vec<_>, Vec<_>) = out.into_iter().partition(|m| m.to == 4);
+    assert_eq!(to_dead.len(), 1);
+    pump(&mut leader, &mut live, to_live, ms(5));
+    assert_eq!(leader.commit_index(), Some(8));
+    assert!(live.iter().all(|f| f.entries() == leader.entries()));
+}
+
+#[test]
+fn terms_that_overflow_the_wire_are_refused() {
+    let mut f = static_node(1, leader_log());
+    let mut req = append(None, None, false);
+    req.term = WIRE_MAX + 1;
+    assert!(f.append_entries_rpc(&req, None, ms(1)).is_err());
+    assert_eq!(f.term(), 1);
+}
