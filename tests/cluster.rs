@@ -1,0 +1,95 @@
+//! Five real node processes on loopback: clicks on several nodes end with
+//! the same log and the same HP everywhere, in the paper's static-leader
+//! setup and in election mode.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dxr::Value;
+
+fn click(addr: &str, player: i32) {
+    call(addr, "click", vec![Value::Integer(player)]).unwrap();
+}
+
+fn hp(addr: &str) -> Vec<i64> {
+    match status(addr).unwrap().get("hp") {
+        Some(Value::Array(a)) => a.iter().filter_map(int).collect(),
+        other => panic!("no hp: {other:?}"),
+    }
+}
+
+/// Every node reports the same log length and HP, and has applied it all.
+fn settled(c: &Cluster, expect_hp: &[i64]) -> bool {
+    let mut lens = Vec::new();
+    for a in &c.addrs {
+        let Ok(s) = status(a) else { return false };
+        let len = s.get("log_length").and_then(int);
+        let applied = s.get("last_applied").and_then(int);
+        let commit = s.get("commit_index").and_then(int);
+        if applied.is_none() || applied != commit || hp(a) != expect_hp {
+            return false;
+        }
+        lens.push(len);
+    }
+    lens.windows(2).all(|w| w[0] == w[1])
+}
+
+fn run(static_leader: bool) {
+    let dir = temp_dir(if static_leader {
+        "cluster-static"
+    } else {
+        "cluster-election"
+    });
+    let (toml, addrs) = cluster_toml(5, static_leader, static_leader);
+    let mut c = Cluster::start(&dir, &toml, addrs, &[]);
+    // In election mode wait for a leader first.
+    wait_for("a leader", Duration::from_secs(20), || {
+        status(&c.addrs[1])
+            .ok()?
+            .get("leader_id")
+            .and_then(int)
+            .map(|_| ())
+    });
+    // Clicks on the leader and on followers: player 1 x2, 2 x1, 3 x4 (dies).
+    let plan = [(0, 1), (1, 3), (2, 3), (3, 1), (4, 2), (1, 3), (2, 3)];
+    for (node, player) in plan {
+        click(&c.addrs[node], player);
+    }
+    let expect = vec![40, 70, 0, 100];
+    wait_for(
+        "all nodes to apply every click",
+        Duration::from_secs(30),
+        || settled(&c, &expect).then_some(()),
+    );
+    // A dead player cannot be clicked.
+    let err = call(&c.addrs[3], "click", vec![Value::Integer(3)]).unwrap_err();
+    assert!(err.contains("already dead"), "{err}");
+    let err = call(&c.addrs[3], "click", vec![Value::Integer(7)]).unwrap_err();
+    assert!(err.contains("unknown player"), "{err}");
+
+    c.stop_all();
+    let lines = c.final_log_lines();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    let first = lines.values().next().unwrap().clone();
+    assert!(first.contains("command=3"), "{first}");
+    for (name, l) in &lines {
+        assert_eq!(l, &first, "{name}'s final log differs");
+    }
+    if static_leader {
+        // The bobs' seeded entries (command 9) were overwritten.
+        assert!(!first.contains("command=9"), "{first}");
+        assert!(first.starts_with("log = [Raft.Entry(term=1, index=4, command=5)"));
+    }
+}
+
+#[test]
+fn five_nodes_static_leader_replicate_clicks() {
+    run(true);
+}
+
+#[test]
+fn five_nodes_election_mode_replicate_clicks() {
+    run(false);
+}
