@@ -70,51 +70,6 @@ impl LogFile {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::raft::Command;
-
-    #[test]
-    fn matches_the_originals_repr() {
-        let es = vec![
-            Entry {
-                term: 1,
-                index: 4,
-                command: Command::Int(5),
-            },
-            Entry {
-                term: 2,
-                index: 5,
-                command: Command::Text("cmd1".into()),
-            },
-        ];
-        assert_eq!(
-            log_line(&es),
-            "log = [Raft.Entry(term=1, index=4, command=5), Raft.Entry(term=2, index=5, command='cmd1')]"
-        );
-        assert_eq!(log_line(&[]), "log = []");
-    }
-
-    #[test]
-    fn reproduces_the_authors_final_line() {
-        // The last `log = ` line of the original leader's own log file.
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/reference/logs/2025-06-19 15:38:13.605847.raftian.log"
-        ))
-        .expect("shared/reference beside the checkout");
-        let last = text
-            .lines()
-            .filter(|l| l.starts_with("log = "))
-            .next_back()
-            .unwrap();
-        let entries = parse_log_line(last).unwrap();
-        assert!(entries.len() > 4);
-        assert_eq!(log_line(&entries), last);
-    }
-}
-
 /// Parse a `log = [...]` line back into entries (int and quoted commands).
 pub fn parse_log_line(line: &str) -> Result<Vec<Entry>, String> {
     let body = line
@@ -156,4 +111,45 @@ pub fn parse_log_line(line: &str) -> Result<Vec<Entry>, String> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::Command;
+
+    #[test]
+    fn matches_the_originals_repr() {
+        let es = vec![
+            Entry {
+                term: 1,
+                index: 4,
+                command: Command::Int(5),
+            },
+            Entry {
+                term: 2,
+                index: 5,
+                command: Command::Text("cmd1".into()),
+            },
+        ];
+        assert_eq!(
+            log_line(&es),
+            "log = [Raft.Entry(term=1, index=4, command=5), Raft.Entry(term=2, index=5, command='cmd1')]"
+        );
+        assert_eq!(log_line(&[]), "log = []");
+    }
+
+    #[test]
+    fn reproduces_the_authors_final_line() {
+        // The last `log = ` line of the original leader's own log file.
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/reference/logs/2025-06-19 15:38:13.605847.raftian.log"
+        ))
+        .expect("shared/reference beside the checkout");
+        let last = text.lines().rfind(|l| l.starts_with("log = ")).unwrap();
+        let entries = parse_log_line(last).unwrap();
+        assert!(entries.len() > 4);
+        assert_eq!(log_line(&entries), last);
+    }
 }
