@@ -93,3 +93,65 @@ fn five_nodes_static_leader_replicate_clicks() {
 fn five_nodes_election_mode_replicate_clicks() {
     run(false);
 }
+
+fn leader_of(c: &Cluster, skip: Option<usize>) -> Option<usize> {
+    let ids: Vec<usize> = (0..c.addrs.len()).filter(|i| Some(*i) != skip).collect();
+    let mut leaders = ids.iter().filter_map(|i| {
+        let s = status(&c.addrs[*i]).ok()?;
+        (text(s.get("mode")?) == "LEADER").then_some(*i)
+    });
+    let l = leaders.next()?;
+    // Everyone else alive agrees.
+    ids.iter()
+        .all(|i| {
+            status(&c.addrs[*i])
+                .ok()
+                .and_then(|s| s.get("leader_id").and_then(int))
+                == Some(l as i64)
+        })
+        .then_some(l)
+}
+
+#[test]
+fn killed_nodes_restart_from_disk_and_catch_up() {
+    let dir = temp_dir("cluster-kill");
+    let (toml, addrs) = cluster_toml(5, false, false);
+    let mut c = Cluster::start(&dir, &toml, addrs, &[]);
+    let leader = wait_for("a leader", Duration::from_secs(20), || leader_of(&c, None));
+    let follower = (leader + 1) % 5;
+    click(&c.addrs[leader], 1);
+    wait_for("first click applied", Duration::from_secs(20), || {
+        settled(&c, &[70, 100, 100, 100]).then_some(())
+    });
+
+    // SIGKILL a follower, play on, bring it back: it restarts from its
+    // data dir (same log, term and vote) and catches up.
+    c.kill(follower);
+    click(&c.addrs[leader], 2);
+    click(&c.addrs[(leader + 2) % 5], 2);
+    c.start_node(follower);
+    wait_for("the follower to catch up", Duration::from_secs(30), || {
+        settled(&c, &[70, 40, 100, 100]).then_some(())
+    });
+
+    // SIGKILL the leader: the others elect a new one and keep playing;
+    // the old leader comes back as a follower with nothing lost.
+    let old_term = int(status(&c.addrs[follower]).unwrap().get("term").unwrap()).unwrap();
+    c.kill(leader);
+    let new_leader = wait_for("a new leader", Duration::from_secs(30), || {
+        leader_of(&c, Some(leader)).filter(|l| *l != leader)
+    });
+    click(&c.addrs[new_leader], 4);
+    c.start_node(leader);
+    wait_for("the old leader to rejoin", Duration::from_secs(30), || {
+        settled(&c, &[70, 40, 100, 70]).then_some(())
+    });
+    let s = status(&c.addrs[leader]).unwrap();
+    assert_eq!(text(s.get("mode").unwrap()), "FOLLOWER");
+    assert!(int(s.get("term").unwrap()).unwrap() > old_term);
+
+    c.stop_all();
+    let lines = c.final_log_lines();
+    let first = lines.values().next().unwrap();
+    assert!(lines.values().all(|l| l == first), "{lines:#?}");
+}
