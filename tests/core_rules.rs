@@ -388,3 +388,86 @@ fn terms_that_overflow_the_wire_are_refused() {
     assert!(f.append_entries_rpc(&req, None, ms(1)).is_err());
     assert_eq!(f.term(), 1);
 }
+
+fn election_node(id: NodeId, n: u64) -> Raft {
+    let peers = (0..n).filter(|p| *p != id).collect();
+    Raft::new(
+        RaftConfig::new(id, peers),
+        HardState::default(),
+        vec![],
+        Duration::ZERO,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_failed_pre_vote_never_bumps_the_term() {
+    // Alone of three (its peers are down), a node keeps pre-voting: its
+    // term stays where it was, so it cannot depose anyone when it returns.
+    let mut r = election_node(0, 3);
+    for t in (0..5000).step_by(5) {
+        for m in r.service_actions(ms(t)) {
+            assert!(matches!(m.rpc, Rpc::PreVote(_)), "{m:?}");
+            r.on_reply(
+                m.to,
+                m.seq,
+                Err(RpcFailure::Unreachable("down".into())),
+                ms(t),
+            );
+        }
+    }
+    assert_eq!(r.term(), 0);
+    assert_eq!(r.mode(), Mode::PreCandidate);
+}
+
+#[test]
+fn a_forwarded_batch_sent_twice_is_queued_once() {
+    let mut f = static_node(2, leader_log());
+    f.propose([Command::Int(3)]);
+    let first = f.service_actions(ms(5)).pop().unwrap();
+    let id = first.forward_id.expect("forwards carry an id");
+    // The answer is lost after the (Rust) leader got it: the same batch
+    // goes again, with the same id.
+    f.note_peer_kind(0, true);
+    f.on_reply(0, first.seq, Err(RpcFailure::Timeout("slow".into())), ms(6));
+    let again = f.service_actions(ms(200)).pop().unwrap();
+    assert_eq!(again.forward_id, Some(id), "a retry keeps its id");
+    assert_eq!(again.rpc, first.rpc);
+
+    let mut leader = static_node(0, leader_log());
+    let Rpc::AppendEntries(a) = &first.rpc else {
+        unreachable!()
+    };
+    for _ in 0..2 {
+        let r = leader
+            .append_entries_rpc_with_id(a, Some(2), Some(id), ms(101))
+            .unwrap();
+        assert!(r.success);
+    }
+    leader.service_actions(ms(105));
+    assert_eq!(
+        indices(&leader),
+        vec![4, 5, 6, 7, 8],
+        "one click, one entry"
+    );
+}
+
+#[test]
+fn a_timed_out_forward_to_an_original_leader_is_not_resent() {
+    // The original leader cannot drop a copy: a resend could double a click.
+    let mut f = static_node(2, leader_log());
+    f.propose([Command::Int(3)]);
+    let first = f.service_actions(ms(5)).pop().unwrap();
+    f.on_reply(0, first.seq, Err(RpcFailure::Timeout("slow".into())), ms(6));
+    assert!(f.service_actions(ms(500)).is_empty());
+    // A refused connection never delivered it: that one is resent.
+    f.propose([Command::Int(4)]);
+    let second = f.service_actions(ms(505)).pop().unwrap();
+    f.on_reply(
+        0,
+        second.seq,
+        Err(RpcFailure::Unreachable("refused".into())),
+        ms(506),
+    );
+    assert_eq!(f.service_actions(ms(600)).len(), 1);
+}

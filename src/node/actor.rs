@@ -18,8 +18,8 @@ use super::trace::Trace;
 use crate::logfile::LogFile;
 use crate::queues::{CommandReceiver, NodeStatus, OrderSender, StatusBoard};
 use crate::raft::{
-    AppendEntries, AppendReply, Command, Entry, NodeId, Outbound, Raft, Reply, RpcFailure,
-    VoteReply, VoteRequest,
+    AppendEntries, AppendReply, Command, Entry, ForwardId, NodeId, Outbound, Raft, Reply,
+    RpcFailure, VoteReply, VoteRequest,
 };
 use crate::storage::Storage;
 use crate::wire::{FAULT_BAD_ARGS, FAULT_UNAVAILABLE};
@@ -28,6 +28,7 @@ pub enum Event {
     Append {
         req: AppendEntries,
         sender: Option<NodeId>,
+        forward_id: Option<ForwardId>,
         reply: oneshot::Sender<Result<AppendReply, Fault>>,
     },
     Vote {
@@ -82,6 +83,8 @@ impl Answer {
 pub struct Actor {
     pub raft: Raft,
     pub storage: Box<dyn Storage>,
+    /// The storage does I/O (fsync): persist off the worker's other tasks.
+    pub storage_blocks: bool,
     pub origin: Instant,
     pub tick: Duration,
     pub peers: Peers,
@@ -155,10 +158,15 @@ impl Actor {
     fn handle(&mut self, ev: Event, out: &mut Vec<Outbound>, answers: &mut Vec<Answer>) {
         let now = self.now();
         match ev {
-            Event::Append { req, sender, reply } => {
+            Event::Append {
+                req,
+                sender,
+                forward_id,
+                reply,
+            } => {
                 let r = self
                     .raft
-                    .append_entries_rpc(&req, sender, now)
+                    .append_entries_rpc_with_id(&req, sender, forward_id, now)
                     .map_err(|e| Fault::new(FAULT_BAD_ARGS, e.0));
                 answers.push(Answer::Append(reply, r));
             }
@@ -197,7 +205,13 @@ impl Actor {
             return true;
         };
         let storage = &mut self.storage;
-        let r = tokio::task::block_in_place(|| storage.persist(&batch));
+        // block_in_place hands this worker's other tasks to another thread:
+        // worth it around an fsync, pure overhead for the in-memory store.
+        let r = if self.storage_blocks {
+            tokio::task::block_in_place(|| storage.persist(&batch))
+        } else {
+            storage.persist(&batch)
+        };
         match r {
             Ok(()) => true,
             Err(e) => {

@@ -142,6 +142,7 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
     let mut storage = open_storage(&opts)?;
+    let storage_blocks = opts.data_dir.is_some();
     let (hard_state, mut log) = storage.load().map_err(|e| format!("{}: {e}", me.name))?;
     let fresh = hard_state == Default::default() && log.is_empty();
     if fresh {
@@ -283,6 +284,7 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
                 let actor = actor::Actor {
                     raft,
                     storage,
+                    storage_blocks,
                     origin,
                     tick,
                     peers,
@@ -295,7 +297,11 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
                     trace,
                 };
                 let _ = ready_tx.send(Ok(()));
-                actor.run(ev_rx, stop2).await;
+                // On a worker, next to the timer and the sockets: run inside
+                // block_on, every tick and every RPC would cost a thread hop.
+                if let Err(e) = tokio::spawn(actor.run(ev_rx, stop2)).await {
+                    warn!("the node's event loop failed: {e}");
+                }
                 server_stop.notify_one();
                 let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
             });

@@ -9,7 +9,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
 use tokio::sync::mpsc;
 
 use super::actor::Event;
-use super::server::NODE_HEADER;
+use super::server::{FORWARD_HEADER, NODE_HEADER};
 use crate::raft::{NodeId, Outbound, RpcFailure};
 use crate::wire;
 
@@ -58,10 +58,13 @@ impl Peers {
             });
             return;
         };
-        let body = wire::rpc_params(&msg.rpc).and_then(|p| wire::call_body(msg.rpc.method(), p));
         let client = self.client.clone();
         let my_id = self.my_id;
         tokio::spawn(async move {
+            // Encoded here, not on the event loop: big batches to several
+            // followers are encoded in parallel, off the loop.
+            let body =
+                wire::rpc_params(&msg.rpc).and_then(|p| wire::call_body(msg.rpc.method(), p));
             let (result, is_rust) = match body {
                 Ok(body) => call(&client, &url, my_id, body, &msg).await,
                 Err(e) => (Err(RpcFailure::Unreachable(e)), None),
@@ -83,22 +86,25 @@ async fn call(
     body: String,
     msg: &Outbound,
 ) -> (Result<crate::raft::Reply, RpcFailure>, Option<bool>) {
-    let resp = client
+    let mut req = client
         .post(url)
         .header(CONTENT_TYPE, HeaderValue::from_static("text/xml"))
         .header(USER_AGENT, HeaderValue::from_static("raftian-rs"))
-        .header(NODE_HEADER, my_id.to_string())
-        .body(body)
-        .send()
-        .await;
-    let resp = match resp {
+        .header(NODE_HEADER, my_id.to_string());
+    if let Some(id) = msg.forward_id {
+        req = req.header(FORWARD_HEADER, id.to_string());
+    }
+    let resp = match req.body(body).send().await {
         Ok(r) => r,
-        Err(e) => return (Err(RpcFailure::Unreachable(e.to_string())), None),
+        // A refused connection never carried the request; anything else
+        // (a timeout, a reset after sending) may have.
+        Err(e) if e.is_connect() => return (Err(RpcFailure::Unreachable(e.to_string())), None),
+        Err(e) => return (Err(RpcFailure::Timeout(e.to_string())), None),
     };
     let is_rust = resp.headers().contains_key(NODE_HEADER);
     let text = match resp.text().await {
         Ok(t) => t,
-        Err(e) => return (Err(RpcFailure::Unreachable(e.to_string())), Some(is_rust)),
+        Err(e) => return (Err(RpcFailure::Timeout(e.to_string())), Some(is_rust)),
     };
     let result = match wire::parse_response(&text) {
         Ok(Ok(v)) => wire::reply_from_value(&msg.rpc, &v).map_err(RpcFailure::Unreachable),

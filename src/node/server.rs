@@ -28,6 +28,8 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// The header naming the sending / answering Rust node.
 pub const NODE_HEADER: &str = "x-raftian-node";
+/// The header carrying a forwarded batch's id (see `ForwardId`).
+pub const FORWARD_HEADER: &str = "x-raftian-forward";
 
 #[derive(Clone, Copy, Debug)]
 enum Method {
@@ -107,8 +109,17 @@ impl Handler for RpcHandler {
             Method::Append => {
                 let req = wire::append_from_params(params)?;
                 let sender = sender_id(&headers);
+                let forward_id = headers
+                    .get(FORWARD_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|s| s.parse().ok());
                 let r = self
-                    .ask(|reply| Event::Append { req, sender, reply })
+                    .ask(|reply| Event::Append {
+                        req,
+                        sender,
+                        forward_id,
+                        reply,
+                    })
                     .await??;
                 wire::append_reply_value(&r).map_err(to_fault)
             }

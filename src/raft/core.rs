@@ -90,7 +90,9 @@ enum Pending {
         sent_at: Duration,
     },
     Forward {
+        to: NodeId,
         commands: Vec<Command>,
+        batch: u64,
         sent_at: Duration,
     },
 }
@@ -129,6 +131,13 @@ pub struct Raft {
     proposals: Vec<Command>,
     forward_inflight: Option<u64>,
     forward_retry_at: Duration,
+    /// A forwarded batch to send again, with its id (the leader drops
+    /// copies it already has).
+    forward_retry: Option<(u64, Vec<Command>)>,
+    forward_batches: u64,
+    incarnation: u64,
+    /// Leader: the last forwarded batch queued from each node.
+    forwarded_seen: BTreeMap<NodeId, ForwardId>,
     /// Follower: last index known to match the current leader's log.
     leader_match: Option<u64>,
 
@@ -168,6 +177,10 @@ impl Raft {
             proposals: Vec::new(),
             forward_inflight: None,
             forward_retry_at: Duration::ZERO,
+            forward_retry: None,
+            forward_batches: 0,
+            incarnation: 0,
+            forwarded_seen: BTreeMap::new(),
             leader_match: None,
             election_deadline: Duration::ZERO,
             last_leader_contact: None,
@@ -180,6 +193,7 @@ impl Raft {
             log_version: 0,
             cfg,
         };
+        raft.incarnation = raft.next_random();
         if let Some(leader) = raft.cfg.static_leader {
             if raft.term == 0 {
                 // The paper's nodes all start at term 1.
@@ -304,10 +318,40 @@ impl Raft {
         sender: Option<NodeId>,
         now: Duration,
     ) -> Result<AppendReply, InvalidRequest> {
+        self.append_entries_rpc_with_id(req, sender, None, now)
+    }
+
+    /// [`Raft::append_entries_rpc`] for forwarded commands that carry a
+    /// [`ForwardId`]: a batch already queued from that node is acknowledged
+    /// again but not queued twice.
+    pub fn append_entries_rpc_with_id(
+        &mut self,
+        req: &AppendEntries,
+        sender: Option<NodeId>,
+        forward_id: Option<ForwardId>,
+        now: Duration,
+    ) -> Result<AppendReply, InvalidRequest> {
         let batch = validate_append(req)?;
         let sender = sender.filter(|s| *s != self.cfg.id && self.cfg.peers.contains(s));
         match batch {
-            Batch::Forwarded(commands) => Ok(self.receive_forwarded(req.term, commands, now)),
+            Batch::Forwarded(commands) => {
+                if let (Some(from), Some(id)) = (sender, forward_id) {
+                    let seen = self.forwarded_seen.get(&from);
+                    if seen.is_some_and(|s| s.incarnation == id.incarnation && id.batch <= s.batch)
+                    {
+                        debug!(
+                            "node {}: forwarded batch {id} from {from} again: dropped",
+                            self.cfg.id
+                        );
+                        return Ok(AppendReply {
+                            success: true,
+                            term: self.term,
+                        });
+                    }
+                    self.forwarded_seen.insert(from, id);
+                }
+                Ok(self.receive_forwarded(req.term, commands, now))
+            }
             Batch::Replicate(entries) => Ok(self.receive_append(req, entries, sender, now)),
         }
     }
@@ -377,7 +421,7 @@ impl Raft {
         match self.mode {
             Mode::Follower | Mode::PreCandidate | Mode::Candidate => {
                 if self.cfg.static_leader.is_none() && now >= self.election_deadline {
-                    let pre = self.cfg.pre_vote && self.mode != Mode::PreCandidate;
+                    let pre = self.cfg.pre_vote;
                     out.extend(self.campaign(now, pre));
                 }
                 out.extend(self.forward(now));
@@ -426,8 +470,12 @@ impl Raft {
                 "node {} sees term {t} from node {from}: steps down",
                 self.cfg.id
             );
-            if let Pending::Forward { commands, .. } = pending {
-                self.requeue(commands);
+            if let Pending::Forward {
+                commands, batch, ..
+            } = pending
+            {
+                self.forward_inflight = None;
+                self.forward_retry = Some((batch, commands));
             }
             self.become_follower(t, None, now);
             return self.service_actions(now);
@@ -442,25 +490,24 @@ impl Raft {
                 all_log,
                 heartbeat_only,
                 ..
-            } => self.on_append_reply(to, term, first, last, all_log, heartbeat_only, result, now),
+            } => self.on_append_reply(
+                seq,
+                to,
+                term,
+                first,
+                last,
+                all_log,
+                heartbeat_only,
+                result,
+                now,
+            ),
             Pending::Probe { to, term, .. } => self.on_probe_reply(to, term, result, now),
             Pending::Vote { term, pre, .. } => {
                 out = self.on_vote_reply(from, term, pre, result, now);
             }
-            Pending::Forward { commands, .. } => {
-                self.forward_inflight = None;
-                match result {
-                    Ok(Reply::Append(AppendReply { success: true, .. })) => {}
-                    other => {
-                        debug!(
-                            "node {}: forwarding to {from} failed ({other:?}); will retry",
-                            self.cfg.id
-                        );
-                        self.requeue(commands);
-                        self.forward_retry_at = now + self.cfg.retry_interval;
-                    }
-                }
-            }
+            Pending::Forward {
+                commands, batch, ..
+            } => self.on_forward_reply(from, batch, commands, result, now),
         }
         out.extend(self.service_actions(now));
         out
@@ -628,13 +675,28 @@ impl Raft {
         let first = self.log.first_index();
         let last = self.log.last_index();
         let heartbeat = self.cfg.heartbeat_interval;
-        let max_batch = self.cfg.max_batch as u64;
+        let max_batch = self.cfg.max_batch.max(1) as u64;
         let term = self.term;
         let pr = self.progress.get_mut(&to)?;
-        if pr.inflight.is_some() || now < pr.retry_at {
+        if now < pr.retry_at {
             return None;
         }
         let heartbeat_due = pr.last_sent.is_none_or(|t| now >= t + heartbeat);
+        if pr.inflight.is_some() {
+            // A slow answer must not starve the follower's election timer:
+            // a Rust follower gets a nil-entries heartbeat beside the
+            // request in flight (the original followers have no timer).
+            if !(pr.is_rust && heartbeat_due) {
+                return None;
+            }
+            let rpc = Rpc::AppendEntries(AppendEntries {
+                entries: None,
+                term,
+                commit_index: commit,
+                all_log: false,
+            });
+            return Some(self.send_append(to, rpc, None, None, false, true, now));
+        }
         let Some(first) = first else {
             // Nothing in the log: only heartbeats.
             if !heartbeat_due {
@@ -668,6 +730,7 @@ impl Raft {
                 to,
                 seq,
                 rpc: Rpc::IsLogEmpty,
+                forward_id: None,
             });
         }
         let next = pr.next.clamp(first, last + 1);
@@ -676,11 +739,15 @@ impl Raft {
         // crash on one past their log: send it once, capped by what they hold.
         let commit_for_peer = if pr.is_rust {
             commit
-        } else {
+        } else if pr.state == ProgressState::Replicate {
             match (commit, pr.matched) {
                 (Some(c), Some(m)) => Some(c.min(m)),
                 _ => None,
             }
+        } else {
+            // While probing, the follower may refuse the entries after
+            // taking the commit index, and then apply past its log.
+            None
         };
         let new_commit = commit_for_peer.filter(|c| pr.commit_sent.is_none_or(|s| *c > s));
         if !has_new
@@ -695,7 +762,9 @@ impl Raft {
         } else {
             (next - 1, false)
         };
-        let to_idx = last.min(from + max_batch - 1);
+        // `max_batch` counts new entries: the anchor (prev) entry rides along,
+        // so a batch of 1 still makes progress.
+        let to_idx = last.min((from + max_batch - 1).max(next));
         let entries: Vec<WireEntry> = self
             .log
             .slice(from, to_idx)
@@ -729,7 +798,9 @@ impl Raft {
         let seq = self.seq();
         let term = self.term;
         if let Some(pr) = self.progress.get_mut(&to) {
-            pr.inflight = Some(seq);
+            if !heartbeat_only {
+                pr.inflight = Some(seq);
+            }
             pr.last_sent = Some(now);
         }
         self.pending.insert(
@@ -744,12 +815,18 @@ impl Raft {
                 sent_at: now,
             },
         );
-        Outbound { to, seq, rpc }
+        Outbound {
+            to,
+            seq,
+            rpc,
+            forward_id: None,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn on_append_reply(
         &mut self,
+        seq: u64,
         to: NodeId,
         term: u64,
         from: Option<u64>,
@@ -765,11 +842,14 @@ impl Raft {
         let Some(pr) = self.progress.get_mut(&to) else {
             return;
         };
-        pr.inflight = None;
+        if pr.inflight == Some(seq) {
+            pr.inflight = None;
+        }
         if !current {
             return;
         }
         match result {
+            Ok(Reply::Append(_)) if heartbeat_only => pr.recent_active = true,
             Ok(Reply::Append(r)) => {
                 pr.recent_active = true;
                 if r.success {
@@ -797,7 +877,7 @@ impl Raft {
                 pr.recent_active = true;
                 pr.on_unreachable(now, retry);
             }
-            Err(RpcFailure::Unreachable(why)) => {
+            Err(RpcFailure::Unreachable(why) | RpcFailure::Timeout(why)) => {
                 debug!("node {to} unreachable: {why}");
                 pr.on_unreachable(now, retry);
             }
@@ -931,7 +1011,12 @@ impl Raft {
                 } else {
                     Rpc::RequestVote(req)
                 };
-                Outbound { to, seq, rpc }
+                Outbound {
+                    to,
+                    seq,
+                    rpc,
+                    forward_id: None,
+                }
             })
             .collect()
     }
@@ -994,6 +1079,11 @@ impl Raft {
             })
             .collect();
         self.quorum_check_at = now + self.cfg.election_timeout_min;
+        if let Some((_, commands)) = self.forward_retry.take() {
+            // Never acknowledged by the old leader: this node appends them.
+            let rest = std::mem::replace(&mut self.proposals, commands);
+            self.proposals.extend(rest);
+        }
         if self.cfg.static_leader.is_none() {
             // A no-op of the new term lets earlier entries commit (5.4.2).
             self.proposals.insert(0, Command::NOOP);
@@ -1058,15 +1148,21 @@ impl Raft {
         let Some(leader) = self.leader_id else {
             return Vec::new();
         };
-        if self.proposals.is_empty()
+        if (self.proposals.is_empty() && self.forward_retry.is_none())
             || leader == self.cfg.id
             || self.forward_inflight.is_some()
             || now < self.forward_retry_at
         {
             return Vec::new();
         }
-        let n = self.proposals.len().min(self.cfg.max_batch);
-        let commands: Vec<Command> = self.proposals.drain(..n).collect();
+        let (batch, commands) = match self.forward_retry.take() {
+            Some(retry) => retry,
+            None => {
+                let n = self.proposals.len().min(self.cfg.max_batch.max(1));
+                self.forward_batches += 1;
+                (self.forward_batches, self.proposals.drain(..n).collect())
+            }
+        };
         let entries = commands
             .iter()
             .map(|c| WireEntry {
@@ -1080,11 +1176,17 @@ impl Raft {
         self.pending.insert(
             seq,
             Pending::Forward {
+                to: leader,
                 commands,
+                batch,
                 sent_at: now,
             },
         );
         vec![Outbound {
+            forward_id: Some(ForwardId {
+                incarnation: self.incarnation,
+                batch,
+            }),
             to: leader,
             seq,
             rpc: Rpc::AppendEntries(AppendEntries {
@@ -1096,9 +1198,37 @@ impl Raft {
         }]
     }
 
-    fn requeue(&mut self, commands: Vec<Command>) {
-        let rest = std::mem::replace(&mut self.proposals, commands);
-        self.proposals.extend(rest);
+    /// The leader's answer to a forwarded batch (paper 3.3.3: keep sending
+    /// until it acknowledges).
+    fn on_forward_reply(
+        &mut self,
+        to: NodeId,
+        batch: u64,
+        commands: Vec<Command>,
+        result: Result<Reply, RpcFailure>,
+        now: Duration,
+    ) {
+        self.forward_inflight = None;
+        let leader_is_rust = self.rust_peers.get(&to).copied().unwrap_or(false);
+        match result {
+            Ok(Reply::Append(AppendReply { success: true, .. })) => return,
+            Err(RpcFailure::Timeout(why)) if !leader_is_rust => {
+                // An original Python leader cannot drop a copy it already
+                // has, and it may have queued this one: sending it again
+                // could deal the damage twice. Take it as delivered.
+                warn!(
+                    "node {}: forward to leader {to} timed out ({why}); not resent, to avoid a double click",
+                    self.cfg.id
+                );
+                return;
+            }
+            other => debug!(
+                "node {}: forwarding to {to} failed ({other:?}); will retry",
+                self.cfg.id
+            ),
+        }
+        self.forward_retry = Some((batch, commands));
+        self.forward_retry_at = now + self.cfg.retry_interval;
     }
 
     // ----- apply (paper 3.4) -----
@@ -1130,8 +1260,10 @@ impl Raft {
             .filter(|(_, p)| now >= p.sent_at() + timeout)
             .map(|(seq, p)| {
                 let to = match p {
-                    Pending::Append { to, .. } | Pending::Probe { to, .. } => *to,
-                    _ => self.leader_id.unwrap_or(self.cfg.id),
+                    Pending::Append { to, .. }
+                    | Pending::Probe { to, .. }
+                    | Pending::Forward { to, .. } => *to,
+                    Pending::Vote { .. } => self.cfg.id,
                 };
                 (*seq, to)
             })
@@ -1144,7 +1276,7 @@ impl Raft {
 
     fn on_reply_inner_lost(&mut self, to: NodeId, seq: u64, now: Duration) -> Option<()> {
         let pending = self.pending.remove(&seq)?;
-        let lost = Err(RpcFailure::Unreachable("no reply in time".into()));
+        let lost = Err(RpcFailure::Timeout("no reply in time".into()));
         match pending {
             Pending::Append {
                 to,
@@ -1154,14 +1286,24 @@ impl Raft {
                 all_log,
                 heartbeat_only,
                 ..
-            } => self.on_append_reply(to, term, from, last, all_log, heartbeat_only, lost, now),
+            } => self.on_append_reply(
+                seq,
+                to,
+                term,
+                from,
+                last,
+                all_log,
+                heartbeat_only,
+                lost,
+                now,
+            ),
             Pending::Probe { to, term, .. } => self.on_probe_reply(to, term, lost, now),
             Pending::Vote { .. } => {}
-            Pending::Forward { commands, .. } => {
-                let _ = to;
-                self.forward_inflight = None;
-                self.requeue(commands);
-                self.forward_retry_at = now + self.cfg.retry_interval;
+            Pending::Forward {
+                commands, batch, ..
+            } => {
+                let lost = Err(RpcFailure::Timeout("no reply in time".into()));
+                self.on_forward_reply(to, batch, commands, lost, now);
             }
         }
         Some(())

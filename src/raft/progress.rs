@@ -92,7 +92,13 @@ impl Progress {
     /// The peer could not be reached: probe again when it comes back.
     pub fn on_unreachable(&mut self, now: Duration, retry: Duration) {
         self.state = ProgressState::Probe;
-        self.known_nonempty = self.is_rust && self.known_nonempty;
         self.retry_at = now + retry;
+        if !self.is_rust {
+            // An original follower may have restarted: its log is back to
+            // its seeded entries and its commit index is gone.
+            self.known_nonempty = false;
+            self.matched = None;
+            self.commit_sent = None;
+        }
     }
 }

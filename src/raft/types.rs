@@ -165,8 +165,12 @@ pub enum Reply {
 /// Why an [`Rpc`] got no [`Reply`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RpcFailure {
-    /// Connection refused, reset, timed out, or an unreadable answer.
+    /// The request never reached the peer (connection refused or reset
+    /// before sending, unknown peer, unencodable request).
     Unreachable(String),
+    /// The request went out but no answer came in time: the peer may
+    /// still have acted on it.
+    Timeout(String),
     /// The peer answered with an XML-RPC Fault.
     Fault(i32, String),
 }
@@ -178,6 +182,40 @@ pub struct Outbound {
     pub to: NodeId,
     pub seq: u64,
     pub rpc: Rpc,
+    /// For forwarded commands: an id the leader uses to drop a batch it
+    /// has already queued (the runtime sends it as a header).
+    pub forward_id: Option<ForwardId>,
+}
+
+/// Identifies one batch of forwarded commands: the forwarding node's
+/// incarnation (random at start) and the batch's number in it. A retry of
+/// the same batch carries the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForwardId {
+    pub incarnation: u64,
+    pub batch: u64,
+}
+
+impl fmt::Display for ForwardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}-{}", self.incarnation, self.batch)
+    }
+}
+
+impl std::str::FromStr for ForwardId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (i, b) = s
+            .trim()
+            .split_once('-')
+            .ok_or("expected <incarnation>-<batch>")?;
+        Ok(ForwardId {
+            incarnation: u64::from_str_radix(i, 16).map_err(|e| e.to_string())?,
+            batch: b
+                .parse()
+                .map_err(|e: std::num::ParseIntError| e.to_string())?,
+        })
+    }
 }
 
 /// A request the core refuses as malformed: the runtime answers a Fault and
