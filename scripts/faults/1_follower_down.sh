@@ -15,13 +15,7 @@
 source "$(dirname "$0")/lib.sh"
 ft_init follower_down "$@"
 
-ft_start 0 1 2 3 4
-r=$(ft_leader all)
-read -r L T <<<"$r"
-ft_click "$L" 1
-ft_click "$(((L + 1) % 5))" 2
-r=$(ft_converged all)
-read -r L T len0 <<<"$r"
+ft_baseline 0:1 1:2
 ft_log "leader is node $L in term $T; all 5 hold $len0 committed entries"
 F=$(((L + 1) % 5)) # the follower that crashes
 G=$(((L + 2) % 5)) # a follower that stays up

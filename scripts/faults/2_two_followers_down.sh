@@ -13,12 +13,7 @@
 source "$(dirname "$0")/lib.sh"
 ft_init two_followers_down "$@"
 
-ft_start 0 1 2 3 4
-r=$(ft_leader all)
-read -r L T <<<"$r"
-ft_click "$L" 1
-r=$(ft_converged all)
-read -r L T _ <<<"$r"
+ft_baseline 0:1
 ft_log "leader is node $L in term $T"
 F1=$(((L + 1) % 5)); F2=$(((L + 2) % 5)); G=$(((L + 3) % 5))
 

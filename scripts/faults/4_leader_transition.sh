@@ -17,13 +17,7 @@
 source "$(dirname "$0")/lib.sh"
 ft_init leader_transition "$@"
 
-ft_start 0 1 2 3 4
-r=$(ft_leader all)
-read -r L T <<<"$r"
-ft_click "$L" 1
-ft_click "$(((L + 1) % 5))" 2
-r=$(ft_converged all)
-read -r L T _ <<<"$r"
+ft_baseline 0:1 1:2
 ft_log "leader is node $L in term $T"
 
 rest=$(ft_others "$L")

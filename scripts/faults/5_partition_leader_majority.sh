@@ -16,12 +16,7 @@
 source "$(dirname "$0")/lib.sh"
 ft_init partition_leader_majority "$@"
 
-ft_start 0 1 2 3 4
-r=$(ft_leader all)
-read -r L T <<<"$r"
-ft_click "$(((L + 3) % 5))" 1
-r=$(ft_converged all)
-read -r L T _ <<<"$r"
+ft_baseline 3:1
 ft_log "leader is node $L in term $T"
 A=$(((L + 1) % 5)); B=$(((L + 2) % 5)) # with the leader
 C=$(((L + 3) % 5)); D=$(((L + 4) % 5)) # cut off

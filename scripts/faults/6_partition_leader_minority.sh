@@ -16,13 +16,7 @@
 source "$(dirname "$0")/lib.sh"
 ft_init partition_leader_minority "$@"
 
-ft_start 0 1 2 3 4
-r=$(ft_leader all)
-read -r L T <<<"$r"
-ft_click "$L" 1
-ft_click "$(((L + 1) % 5))" 2
-r=$(ft_converged all)
-read -r L T len0 <<<"$r"
+ft_baseline 0:1 1:2
 ft_log "leader is node $L in term $T"
 A=$(((L + 1) % 5)) # with the leader
 major=$(ft_others "$L" "$A")

@@ -440,3 +440,20 @@ ft_others() {
 	done
 	echo "${out[*]}"
 }
+
+# ft_baseline OFFSET:PLAYER...: start all five nodes, wait for a leader, click
+# PLAYER on node (leader + OFFSET) % 5 for each argument, and wait until every
+# node holds and has applied the same committed log. Sets L (leader), T (term)
+# and len0 (log length).
+ft_baseline() {
+	local r spec
+	ft_start 0 1 2 3 4
+	r=$(ft_leader all)
+	read -r L T <<<"$r"
+	for spec in "$@"; do
+		ft_click "$(((L + ${spec%%:*}) % 5))" "${spec##*:}"
+	done
+	r=$(ft_converged all)
+	# shellcheck disable=SC2034 # L, T and len0 are for the calling script
+	read -r L T len0 <<<"$r"
+}
