@@ -39,7 +39,11 @@ pub struct RaftConfig {
     pub retry_interval: Duration,
     /// A request with no reply after this long is taken as lost.
     pub request_timeout: Duration,
-    /// Seed of the election-timeout randomness.
+    /// Seed of the election-timeout randomness and of the incarnation
+    /// that tags forwarded batches. Give every start of a node a different
+    /// seed (the runtime mixes in `rand::random`): a restarted node that
+    /// reused its incarnation would have its new batches dropped by the
+    /// leader as copies of old ones.
     pub seed: u64,
 }
 
@@ -475,7 +479,11 @@ impl Raft {
             } = pending
             {
                 self.forward_inflight = None;
-                self.forward_retry = Some((batch, commands));
+                // Acknowledged by a node of a newer term: it has them, so
+                // sending them again would append them twice.
+                if !matches!(result, Ok(Reply::Append(AppendReply { success: true, .. }))) {
+                    self.forward_retry = Some((batch, commands));
+                }
             }
             self.become_follower(t, None, now);
             return self.service_actions(now);
@@ -1412,4 +1420,110 @@ fn validate_append(req: &AppendEntries) -> Result<Batch, InvalidRequest> {
         out.push(entry);
     }
     Ok(Batch::Replicate(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Deliver `out` from `from` to `to` and the replies back; returns what
+    /// the sender sends next.
+    fn pump(from: &mut Raft, to: &mut Raft, out: Vec<Outbound>, now: Duration) -> Vec<Outbound> {
+        let mut next = Vec::new();
+        for o in out {
+            assert_eq!(o.to, to.id());
+            let reply = match &o.rpc {
+                Rpc::AppendEntries(a) => Reply::Append(
+                    to.append_entries_rpc_with_id(a, Some(from.id()), o.forward_id, now)
+                        .unwrap(),
+                ),
+                Rpc::IsLogEmpty => Reply::LogEmpty(to.is_log_empty()),
+                other => panic!("unexpected {other:?}"),
+            };
+            next.extend(from.on_reply(to.id(), o.seq, Ok(reply), now));
+        }
+        next
+    }
+
+    /// Found by the simulation (tests/sim basic_agree seed 26, max_batch 1): the
+    /// batch limit counted the anchor entry, so a limit of 1 sent only the
+    /// anchor and replication never advanced.
+    #[test]
+    fn batch_limit_of_one_still_replicates() {
+        let mut cfg = RaftConfig::new(0, vec![1]);
+        cfg.static_leader = Some(0);
+        cfg.max_batch = 1;
+        let mut leader = Raft::new(cfg, HardState::default(), Vec::new(), ms(0)).unwrap();
+        let mut fcfg = RaftConfig::new(1, vec![0]);
+        fcfg.static_leader = Some(0);
+        let mut follower = Raft::new(fcfg, HardState::default(), Vec::new(), ms(0)).unwrap();
+        leader.note_peer_kind(1, true);
+        leader.propose((1..=3).map(Command::Int));
+        let mut out = leader.service_actions(ms(1));
+        for round in 0..20 {
+            for o in &out {
+                if let Rpc::AppendEntries(a) = &o.rpc {
+                    assert!(a.entries.as_ref().map_or(0, Vec::len) <= 2, "anchor + 1");
+                }
+            }
+            out = pump(&mut leader, &mut follower, out, ms(2 + round));
+            if out.is_empty() {
+                out = leader.service_actions(ms(100 * (round + 1)));
+            }
+        }
+        assert_eq!(follower.entries().len(), 3, "{:?}", follower.entries());
+        assert_eq!(leader.commit_index(), Some(2));
+    }
+
+    /// Found by the simulation (unreliable_churn seed 19, partitions seed
+    /// 181): a forwarded batch acknowledged by a leader whose term is newer
+    /// was forwarded again after the step-down, and a different (or an
+    /// original Python) leader would append its commands twice.
+    #[test]
+    fn forward_acknowledged_by_newer_term_is_not_resent() {
+        let mut f = Raft::new(
+            RaftConfig::new(1, vec![0, 2]),
+            HardState {
+                term: 3,
+                voted_for: None,
+            },
+            Vec::new(),
+            ms(0),
+        )
+        .unwrap();
+        let heartbeat = |term| AppendEntries {
+            entries: None,
+            term,
+            commit_index: None,
+            all_log: false,
+        };
+        f.append_entries_rpc(&heartbeat(3), Some(0), ms(1)).unwrap();
+        assert_eq!(f.leader_id(), Some(0));
+        f.propose([Command::Int(7)]);
+        let out = f.service_actions(ms(2));
+        let fwd = out
+            .iter()
+            .find(|o| o.forward_id.is_some())
+            .expect("the command is forwarded");
+        let ack = Reply::Append(AppendReply {
+            success: true,
+            term: 4,
+        });
+        f.on_reply(0, fwd.seq, Ok(ack), ms(3));
+        assert_eq!(f.term(), 4);
+        // Node 2 now leads term 4: the acknowledged command must not go there.
+        f.append_entries_rpc(&heartbeat(4), Some(2), ms(4)).unwrap();
+        for t in [5, 100, 500] {
+            let out = f.service_actions(ms(t));
+            assert!(
+                out.iter().all(|o| o.forward_id.is_none()),
+                "forwarded again: {out:?}"
+            );
+        }
+        assert_eq!(f.queued_commands(), 0);
+    }
 }

@@ -1,0 +1,1380 @@
+//! A simulated cluster: N pure `Raft` cores, a simulated clock, a simulated
+//! network (delay, loss, duplication, reordering, partitions) and a simulated
+//! disk per node, with the Raft invariants checked after every step.
+//!
+//! Everything is driven by one seeded PRNG and one event queue ordered by
+//! (time, insertion order), so a seed replays exactly.
+
+use std::cmp::Ordering;
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::time::Duration;
+
+use raftian::raft::{
+    Command, Entry, ForwardId, HardState, Mode, NodeId, Outbound, PersistBatch, Raft, RaftConfig,
+    Reply, Rpc, RpcFailure,
+};
+
+use crate::rng::{Rng, mix};
+
+/// Simulated time is kept in microseconds.
+pub const MS: u64 = 1_000;
+/// `service_actions` runs on every node this often.
+pub const TICK: u64 = 5 * MS;
+/// Long enough for an election to finish (the MIT tests' RaftElectionTimeout).
+pub const ELECTION_WAIT: u64 = 1_000 * MS;
+/// Liveness: a leader / an agreement must appear within this once healed.
+pub const LIVENESS: u64 = 10_000 * MS;
+
+/// How the nodes mark their peers (`note_peer_kind`). All sim nodes are
+/// Rust cores; a node that takes a peer for an original Python node uses the
+/// legacy path with it (is_log_empty probes, commit index sent once and
+/// capped, no heartbeat beside a request in flight).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peers {
+    Rust,
+    Legacy,
+    /// Each node marks each peer Rust or not at random (fixed per run).
+    Mixed,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub n: usize,
+    pub peers: Peers,
+    pub static_leader: Option<NodeId>,
+    /// `None`: the seed picks 200 ms or 1 s (the runtime's default).
+    pub request_timeout: Option<Duration>,
+    /// `RaftConfig::max_batch`; `None`: the seed picks (the default 4096, or
+    /// 1-4 so that old-term entries can reach a majority on their own, or 16-64).
+    pub max_batch: Option<usize>,
+    /// `None`: the seed picks (on 4 times in 5).
+    pub pre_vote: Option<bool>,
+    pub check_quorum: Option<bool>,
+    /// Election timeout range; `None`: the core's default (150-300 ms).
+    pub election_timeout: Option<(Duration, Duration)>,
+    /// The scenario makes the network unreliable: no batches under 16
+    /// (tiny batches and frequent elections are too slow for the liveness
+    /// deadlines).
+    pub unreliable: bool,
+}
+
+impl Options {
+    pub fn new(n: usize, peers: Peers) -> Self {
+        Options {
+            n,
+            peers,
+            static_leader: None,
+            request_timeout: None,
+            max_batch: None,
+            pre_vote: None,
+            check_quorum: None,
+            election_timeout: None,
+            unreliable: false,
+        }
+    }
+}
+
+/// What the simulated disk holds (all a crash keeps).
+#[derive(Clone, Debug, Default)]
+struct Disk {
+    hs: HardState,
+    log: Vec<Entry>,
+    /// `hashes[k]`: chain hash of `log[..=k]` (log matching check).
+    hashes: Vec<u64>,
+}
+
+#[derive(Debug)]
+struct Node {
+    raft: Option<Raft>,
+    disk: Disk,
+    /// Bumped at every restart: replies to a dead incarnation are dropped.
+    inc: u64,
+    connected: bool,
+    max_term: u64,
+    /// This incarnation's clock = simulated time + `clock_base`.
+    clock_base: i64,
+    /// Highest request seq this incarnation sent.
+    last_seq: u64,
+    // --- per incarnation ---
+    commit: Option<u64>,
+    next_apply: u64,
+    leader_term: Option<u64>,
+    /// While leader: (length, chain hash of the last entry) last seen.
+    leader_log: (usize, u64),
+    log_version: u64,
+    applied: BTreeMap<u64, Command>,
+}
+
+#[derive(Clone, Debug)]
+struct Committed {
+    term: u64,
+    command: Command,
+    /// Term of the leader that first committed it.
+    commit_term: u64,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Tick {
+        node: usize,
+        inc: u64,
+    },
+    Request {
+        from: usize,
+        from_inc: u64,
+        to: usize,
+        seq: u64,
+        rpc: Rpc,
+        forward_id: Option<ForwardId>,
+    },
+    Reply {
+        from: usize,
+        to: usize,
+        to_inc: u64,
+        seq: u64,
+        result: Result<Reply, RpcFailure>,
+    },
+    Client,
+}
+
+struct Scheduled {
+    at: u64,
+    order: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    // Reversed: BinaryHeap is a max-heap, we want the earliest first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.order).cmp(&(self.at, self.order))
+    }
+}
+
+/// Counters a scenario can assert on or print.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub rpcs: u64,
+    pub appends: u64,
+    pub votes: u64,
+    pub pre_votes: u64,
+    pub probes: u64,
+    pub entries_sent: u64,
+    pub leader_terms: u64,
+    pub crashes: u64,
+    pub proposals: u64,
+}
+
+pub struct Cluster {
+    pub rng: Rng,
+    pub now: u64,
+    opts: Options,
+    nodes: Vec<Node>,
+    queue: BinaryHeap<Scheduled>,
+    order: u64,
+    /// `cut[a][b]`: the link between a and b is down (partitions).
+    cut: Vec<Vec<bool>>,
+    pub unreliable: bool,
+    pub long_reordering: bool,
+    client_on: bool,
+    next_cmd: i32,
+    pub stats: Stats,
+    trace: bool,
+    // --- invariant state (global, over the whole run) ---
+    leaders: BTreeMap<u64, usize>,
+    votes: BTreeMap<(usize, u64), NodeId>,
+    chain: HashMap<(u64, u64), u64>,
+    committed: BTreeMap<u64, Committed>,
+    /// `rust_peer[i][p]`: node i takes peer p for a Rust node.
+    rust_peer: Vec<Vec<bool>>,
+    /// Forwarded batches in flight: (node, incarnation, seq) -> (id, sent at).
+    forwards: HashMap<(usize, u64, u64), (ForwardId, u64)>,
+    /// Forwarded batches the leader acknowledged to a node that still waited
+    /// for the answer: that node must never send them again.
+    acked_forwards: HashSet<(usize, u64, u64)>,
+    /// Client command value -> index -> nodes that applied it there (current incarnations).
+    by_cmd: HashMap<i32, BTreeMap<u64, BTreeSet<usize>>>,
+}
+
+fn violation(now: u64, msg: String) -> ! {
+    panic!(
+        "INVARIANT VIOLATED at t={}.{:03}s: {msg}",
+        now / 1_000_000,
+        (now / 1_000) % 1_000
+    )
+}
+
+fn chain_hash(prev: u64, e: &Entry) -> u64 {
+    let cmd = match &e.command {
+        Command::Int(x) => *x as u64,
+        Command::Text(s) => s
+            .bytes()
+            .fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01B3)
+            })
+            .rotate_left(17),
+    };
+    let h = mix(prev.wrapping_mul(31) ^ e.index);
+    let h = mix(h ^ e.term.wrapping_mul(0x9E37_79B9));
+    mix(h ^ cmd)
+}
+
+impl Cluster {
+    pub fn new(seed: u64, mut opts: Options) -> Self {
+        let n = opts.n;
+        let mut rng = Rng::new(seed);
+        if opts.request_timeout.is_none() {
+            opts.request_timeout = Some(Duration::from_millis(if rng.chance(0.5) {
+                200
+            } else {
+                1_000
+            }));
+        }
+        if opts.pre_vote.is_none() {
+            // On the legacy path a follower gets no heartbeat beside a lost
+            // request, so one silent loss starts an election (a real Python
+            // follower has no election timer). Without pre-vote each such
+            // election deposes the leader: at 10% loss that is an endless
+            // election storm, so unreliable non-Rust runs keep pre-vote on.
+            let storm = opts.unreliable && opts.peers != Peers::Rust;
+            opts.pre_vote = Some(storm || rng.chance(0.8));
+        }
+        if opts.check_quorum.is_none() {
+            opts.check_quorum = Some(rng.chance(0.8));
+        }
+        let rust_peer: Vec<Vec<bool>> = (0..n)
+            .map(|_| {
+                (0..n)
+                    .map(|_| match opts.peers {
+                        Peers::Rust => true,
+                        Peers::Legacy => false,
+                        Peers::Mixed => rng.chance(0.5),
+                    })
+                    .collect()
+            })
+            .collect();
+        if opts.max_batch.is_none() {
+            let default = RaftConfig::new(0, Vec::new()).max_batch;
+            opts.max_batch = Some(match rng.below(4) {
+                0 | 1 => default,
+                2 if !opts.unreliable => rng.range(1, 5) as usize,
+                _ => rng.range(16, 65) as usize,
+            });
+        }
+        let mut c = Cluster {
+            rng,
+            now: 0,
+            nodes: Vec::with_capacity(n),
+            queue: BinaryHeap::new(),
+            order: 0,
+            cut: vec![vec![false; n]; n],
+            unreliable: opts.unreliable,
+            long_reordering: false,
+            client_on: false,
+            next_cmd: 1,
+            stats: Stats::default(),
+            trace: std::env::var_os("RAFTIAN_SIM_TRACE").is_some(),
+            leaders: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            chain: HashMap::new(),
+            committed: BTreeMap::new(),
+            by_cmd: HashMap::new(),
+            forwards: HashMap::new(),
+            acked_forwards: HashSet::new(),
+            rust_peer,
+            opts,
+        };
+        for _ in 0..n {
+            c.nodes.push(Node {
+                raft: None,
+                disk: Disk::default(),
+                inc: 0,
+                connected: true,
+                max_term: 0,
+                clock_base: 0,
+                last_seq: 0,
+                commit: None,
+                next_apply: 0,
+                leader_term: None,
+                leader_log: (0, 0),
+                log_version: 0,
+                applied: BTreeMap::new(),
+            });
+        }
+        for i in 0..n {
+            c.boot(i);
+        }
+        c
+    }
+
+    // ----- building and crashing nodes -----
+
+    fn boot(&mut self, i: usize) {
+        let peers: Vec<NodeId> = (0..self.opts.n as u64).filter(|p| *p != i as u64).collect();
+        let mut cfg = RaftConfig::new(i as NodeId, peers.clone());
+        cfg.static_leader = self.opts.static_leader;
+        cfg.request_timeout = self.opts.request_timeout.expect("set in new");
+        cfg.max_batch = self.opts.max_batch.expect("set in new");
+        cfg.pre_vote = self.opts.pre_vote.expect("set in new");
+        cfg.check_quorum = self.opts.check_quorum.expect("set in new");
+        if let Some((lo, hi)) = self.opts.election_timeout {
+            cfg.election_timeout_min = lo;
+            cfg.election_timeout_max = hi;
+        }
+        cfg.seed = self.rng.next_u64();
+        // A fresh clock origin for this incarnation, 0-100 s before boot.
+        self.nodes[i].clock_base = self.rng.below(100_000 * MS) as i64 - self.now as i64;
+        let disk = &self.nodes[i].disk;
+        let now = self.clock(i);
+        let mut raft = Raft::new(cfg, disk.hs, disk.log.clone(), now)
+            .unwrap_or_else(|e| violation(self.now, format!("node {i} cannot restart: {e}")));
+        for p in peers {
+            if self.rust_peer[i][p as usize] {
+                raft.note_peer_kind(p, true);
+            }
+        }
+        if raft.term() < self.nodes[i].max_term {
+            violation(
+                self.now,
+                format!(
+                    "node {i} restarted at term {} but had reached term {} (hard state not persisted)",
+                    raft.term(),
+                    self.nodes[i].max_term
+                ),
+            );
+        }
+        let node = &mut self.nodes[i];
+        node.raft = Some(raft);
+        node.inc += 1;
+        node.commit = None;
+        node.next_apply = node.disk.log.first().map_or(0, |e| e.index);
+        node.leader_term = None;
+        node.leader_log = (0, 0);
+        node.log_version = u64::MAX;
+        node.last_seq = 0;
+        for (idx, cmd) in std::mem::take(&mut node.applied) {
+            if let Command::Int(x) = cmd
+                && let Some(set) = self.by_cmd.get_mut(&x).and_then(|m| m.get_mut(&idx))
+            {
+                set.remove(&i);
+            }
+        }
+        let inc = self.nodes[i].inc;
+        self.after_call(i);
+        let offset = self.rng.below(TICK);
+        self.schedule(offset, Ev::Tick { node: i, inc });
+        self.tr(|| format!("node {i} boots (incarnation {inc})"));
+    }
+
+    /// Crash node `i` (it also drops off the network, as in the MIT tests):
+    /// everything not persisted is lost.
+    pub fn crash(&mut self, i: usize) {
+        if self.nodes[i].raft.take().is_some() {
+            self.stats.crashes += 1;
+            self.tr(|| format!("node {i} crashes"));
+        }
+        self.nodes[i].connected = false;
+    }
+
+    /// Start node `i` again from its disk (crashing it first if it runs).
+    /// It stays disconnected until `connect`.
+    pub fn restart(&mut self, i: usize) {
+        self.crash(i);
+        self.boot(i);
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].raft.is_some()
+    }
+
+    pub fn raft(&self, i: usize) -> Option<&Raft> {
+        self.nodes[i].raft.as_ref()
+    }
+
+    // ----- the network -----
+
+    pub fn disconnect(&mut self, i: usize) {
+        self.nodes[i].connected = false;
+        self.tr(|| format!("node {i} disconnected"));
+    }
+
+    pub fn connect(&mut self, i: usize) {
+        self.nodes[i].connected = true;
+        self.tr(|| format!("node {i} connected"));
+    }
+
+    pub fn is_connected(&self, i: usize) -> bool {
+        self.nodes[i].connected
+    }
+
+    /// Cut every link between different groups (nodes in no group keep
+    /// their links). Links inside a group are restored.
+    pub fn partition(&mut self, groups: &[Vec<usize>]) {
+        let n = self.opts.n;
+        let mut group_of = vec![None; n];
+        for (g, members) in groups.iter().enumerate() {
+            for &m in members {
+                group_of[m] = Some(g);
+            }
+        }
+        for a in 0..n {
+            for b in 0..n {
+                self.cut[a][b] = matches!((group_of[a], group_of[b]), (Some(x), Some(y)) if x != y);
+            }
+        }
+        self.tr(|| format!("partition {groups:?}"));
+    }
+
+    /// Cut (or restore) the single link a-b.
+    pub fn set_link(&mut self, a: usize, b: usize, up: bool) {
+        self.cut[a][b] = !up;
+        self.cut[b][a] = !up;
+    }
+
+    pub fn heal(&mut self) {
+        for row in &mut self.cut {
+            row.fill(false);
+        }
+        self.tr(|| "partitions healed".to_string());
+    }
+
+    fn link_ok(&self, a: usize, b: usize) -> bool {
+        self.nodes[a].connected && self.nodes[b].connected && !self.cut[a][b]
+    }
+
+    fn delay(&mut self, reply: bool) -> u64 {
+        // MIT's long reordering delays most replies by 0.2-2.2 s; a few
+        // requests too, so that stale requests arrive after their timeout.
+        let p = if reply { 0.6 } else { 0.02 };
+        if self.long_reordering && self.rng.chance(p) {
+            let spread = 1 + self.rng.below(2_000) * MS;
+            return 200 * MS + self.rng.below(spread);
+        }
+        if self.unreliable {
+            self.rng.below(27 * MS)
+        } else {
+            self.rng.range(100, 2 * MS)
+        }
+    }
+
+    fn schedule(&mut self, after: u64, ev: Ev) {
+        self.order += 1;
+        self.queue.push(Scheduled {
+            at: self.now + after,
+            order: self.order,
+            ev,
+        });
+    }
+
+    /// A request or reply was lost: the caller may hear of it or not (then
+    /// the core's own request timeout fires). `delivered`: the callee may
+    /// have acted on the request, so the caller may only hear `Timeout`;
+    /// otherwise also `Unreachable` (refused: surely not delivered).
+    fn fail_back(
+        &mut self,
+        caller: usize,
+        caller_inc: u64,
+        callee: usize,
+        seq: u64,
+        delivered: bool,
+    ) {
+        let failure = match self.rng.below(3) {
+            0 => return,
+            1 if !delivered => RpcFailure::Unreachable("sim: connection refused".into()),
+            _ => RpcFailure::Timeout("sim: no answer".into()),
+        };
+        let after = self.rng.range(MS, 50 * MS);
+        self.schedule(
+            after,
+            Ev::Reply {
+                from: callee,
+                to: caller,
+                to_inc: caller_inc,
+                seq,
+                result: Err(failure),
+            },
+        );
+    }
+
+    fn send(&mut self, from: usize, out: Vec<Outbound>) {
+        let from_inc = self.nodes[from].inc;
+        for o in out {
+            // Replies are matched to requests by seq: never reused.
+            if o.seq <= self.nodes[from].last_seq {
+                violation(
+                    self.now,
+                    format!(
+                        "node {from} reuses request seq {} (last was {})",
+                        o.seq, self.nodes[from].last_seq
+                    ),
+                );
+            }
+            self.nodes[from].last_seq = o.seq;
+            let to = o.to as usize;
+            if to == from || to >= self.opts.n {
+                violation(self.now, format!("node {from} sends to bad peer {}", o.to));
+            }
+            self.stats.rpcs += 1;
+            match &o.rpc {
+                Rpc::AppendEntries(a) => {
+                    self.stats.appends += 1;
+                    self.stats.entries_sent += a.entries.as_ref().map_or(0, |e| e.len() as u64);
+                }
+                Rpc::RequestVote(_) => self.stats.votes += 1,
+                Rpc::PreVote(_) => self.stats.pre_votes += 1,
+                Rpc::IsLogEmpty => self.stats.probes += 1,
+            }
+            self.tr(|| format!("  {from} -> {to} #{} {:?}", o.seq, o.rpc));
+            if let Some(id) = o.forward_id {
+                if self
+                    .acked_forwards
+                    .contains(&(from, id.incarnation, id.batch))
+                {
+                    violation(
+                        self.now,
+                        format!(
+                            "node {from} forwards batch {id} again, but the leader had acknowledged it \
+                             (its commands would be appended twice)"
+                        ),
+                    );
+                }
+                self.forwards
+                    .insert((from, from_inc, o.seq), (id, self.now));
+            }
+            if !self.link_ok(from, to) || (self.unreliable && self.rng.chance(0.1)) {
+                self.fail_back(from, from_inc, to, o.seq, false);
+                continue;
+            }
+            let copies = if self.unreliable && self.rng.chance(0.05) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let after = self.delay(false);
+                self.schedule(
+                    after,
+                    Ev::Request {
+                        from,
+                        from_inc,
+                        to,
+                        seq: o.seq,
+                        rpc: o.rpc.clone(),
+                        forward_id: o.forward_id,
+                    },
+                );
+            }
+        }
+    }
+
+    // ----- running -----
+
+    pub fn run_for(&mut self, d: u64) {
+        let end = self.now + d;
+        while self.queue.peek().is_some_and(|s| s.at <= end) {
+            let s = self.queue.pop().expect("peeked");
+            self.now = s.at;
+            self.handle(s.ev);
+        }
+        self.now = end;
+    }
+
+    /// Run until `cond` holds (checked every 10 ms); false at the deadline.
+    pub fn wait_for(&mut self, limit: u64, mut cond: impl FnMut(&Self) -> bool) -> bool {
+        let end = self.now + limit;
+        loop {
+            if cond(self) {
+                return true;
+            }
+            if self.now >= end {
+                return false;
+            }
+            self.run_for(10 * MS);
+        }
+    }
+
+    /// Node `i`'s clock: each incarnation counts from its own random origin
+    /// (the runtime's clock starts with the process).
+    fn clock(&self, i: usize) -> Duration {
+        Duration::from_micros((self.now as i64 + self.nodes[i].clock_base) as u64)
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Tick { node, inc } => {
+                if self.nodes[node].inc != inc || self.nodes[node].raft.is_none() {
+                    return;
+                }
+                let now = self.clock(node);
+                let out = self.nodes[node]
+                    .raft
+                    .as_mut()
+                    .expect("up")
+                    .service_actions(now);
+                self.after_call(node);
+                self.send(node, out);
+                self.schedule(TICK, Ev::Tick { node, inc });
+            }
+            Ev::Request {
+                from,
+                from_inc,
+                to,
+                seq,
+                rpc,
+                forward_id,
+            } => {
+                if self.nodes[to].raft.is_none() || !self.link_ok(from, to) {
+                    self.fail_back(from, from_inc, to, seq, false);
+                    return;
+                }
+                let now = self.clock(to);
+                let raft = self.nodes[to].raft.as_mut().expect("up");
+                let result = match &rpc {
+                    Rpc::AppendEntries(a) => raft
+                        .append_entries_rpc_with_id(a, Some(from as NodeId), forward_id, now)
+                        .map(Reply::Append),
+                    Rpc::RequestVote(v) => raft.request_vote_rpc(v, now).map(Reply::Vote),
+                    Rpc::PreVote(v) => raft.pre_vote_rpc(v, now).map(Reply::Vote),
+                    Rpc::IsLogEmpty => Ok(Reply::LogEmpty(raft.is_log_empty())),
+                };
+                let result = match result {
+                    Ok(r) => r,
+                    Err(e) => violation(
+                        self.now,
+                        format!("node {to} refused node {from}'s request as invalid: {e}: {rpc:?}"),
+                    ),
+                };
+                self.tr(|| format!("  {to} handles #{seq} from {from}: {result:?}"));
+                self.after_call(to);
+                if self.unreliable && self.rng.chance(0.1) {
+                    self.fail_back(from, from_inc, to, seq, true);
+                    return;
+                }
+                let copies = if self.unreliable && self.rng.chance(0.05) {
+                    2
+                } else {
+                    1
+                };
+                for _ in 0..copies {
+                    let after = self.delay(true);
+                    self.schedule(
+                        after,
+                        Ev::Reply {
+                            from: to,
+                            to: from,
+                            to_inc: from_inc,
+                            seq,
+                            result: Ok(result),
+                        },
+                    );
+                }
+            }
+            Ev::Reply {
+                from,
+                to,
+                to_inc,
+                seq,
+                result,
+            } => {
+                if self.nodes[to].inc != to_inc || self.nodes[to].raft.is_none() {
+                    return;
+                }
+                if result.is_ok() && !self.link_ok(from, to) {
+                    self.fail_back(to, to_inc, from, seq, true);
+                    return;
+                }
+                self.tr(|| format!("  {to} gets reply #{seq} from {from}: {result:?}"));
+                if let Some((id, sent)) = self.forwards.remove(&(to, to_inc, seq))
+                    && matches!(result, Ok(Reply::Append(r)) if r.success)
+                    && self.now < sent + self.opts.request_timeout.expect("set").as_micros() as u64
+                {
+                    self.acked_forwards.insert((to, id.incarnation, id.batch));
+                }
+                let now = self.clock(to);
+                let out = self.nodes[to].raft.as_mut().expect("up").on_reply(
+                    from as NodeId,
+                    seq,
+                    result,
+                    now,
+                );
+                self.after_call(to);
+                self.send(to, out);
+            }
+            Ev::Client => {
+                if !self.client_on {
+                    return;
+                }
+                let up: Vec<usize> = (0..self.opts.n).filter(|i| self.is_up(*i)).collect();
+                if !up.is_empty() {
+                    let i = up[self.rng.index(up.len())];
+                    let cmd = self.fresh();
+                    self.propose(i, cmd);
+                }
+                let after = self.rng.range(2 * MS, 30 * MS);
+                self.schedule(after, Ev::Client);
+            }
+        }
+    }
+
+    fn tr(&self, f: impl FnOnce() -> String) {
+        if self.trace {
+            let t = self.now;
+            eprintln!("[{:>5}.{:03}] {}", t / 1_000_000, (t / 1_000) % 1_000, f());
+        }
+    }
+
+    // ----- clients -----
+
+    /// A new client command value (never 0, the leader's no-op).
+    pub fn fresh(&mut self) -> i32 {
+        let v = self.next_cmd;
+        self.next_cmd += 1;
+        v
+    }
+
+    /// The value `fresh` will return next.
+    pub fn peek_fresh(&self) -> i32 {
+        self.next_cmd
+    }
+
+    /// Hand a command to node `i` (the game's `pygame_commands`).
+    pub fn propose(&mut self, i: usize, cmd: i32) {
+        if let Some(r) = self.nodes[i].raft.as_mut() {
+            self.stats.proposals += 1;
+            r.propose([Command::Int(cmd)]);
+            self.tr(|| format!("client proposes {cmd} at node {i}"));
+        }
+    }
+
+    /// Background clients proposing on random nodes every 2-30 ms.
+    pub fn set_clients(&mut self, on: bool) {
+        if on && !self.client_on {
+            self.schedule(0, Ev::Client);
+        }
+        self.client_on = on;
+    }
+
+    // ----- persistence and invariants -----
+
+    /// What the runtime does after every call: make `take_persist` durable,
+    /// take the applied orders, then check every invariant.
+    fn after_call(&mut self, i: usize) {
+        let now = self.now;
+        let Cluster {
+            nodes,
+            chain,
+            leaders,
+            votes,
+            committed,
+            by_cmd,
+            stats,
+            ..
+        } = self;
+        let raft = nodes[i]
+            .raft
+            .as_mut()
+            .expect("after_call on a running node");
+        let batch = raft.take_persist();
+        let orders = raft.take_orders();
+        let mut log_touched = false;
+        if let Some(b) = batch {
+            log_touched = b.truncate_from.is_some() || !b.append.is_empty();
+            persist(now, i, &mut nodes[i].disk, chain, b);
+        }
+
+        let node = &nodes[i];
+        let raft = node.raft.as_ref().expect("running");
+        let disk = &node.disk;
+        if disk.hs != raft.hard_state() {
+            violation(
+                now,
+                format!(
+                    "node {i}: hard state {:?} is not what was persisted ({:?})",
+                    raft.hard_state(),
+                    disk.hs
+                ),
+            );
+        }
+        let ents = raft.entries();
+        if (log_touched
+            || raft.log_version() != node.log_version
+            || ents.len() != disk.log.len()
+            || ents.last() != disk.log.last())
+            && ents != disk.log.as_slice()
+        {
+            violation(
+                now,
+                format!(
+                    "node {i}: log differs from what was persisted\n  log:  {:?}\n  disk: {:?}",
+                    ents, disk.log
+                ),
+            );
+        }
+
+        // Terms never go back (across restarts too, thanks to the disk).
+        let term = raft.term();
+        if term < node.max_term {
+            violation(
+                now,
+                format!("node {i}: term went back from {} to {term}", node.max_term),
+            );
+        }
+        // One vote per term.
+        if let Some(v) = raft.voted_for() {
+            let prev = *votes.entry((i, term)).or_insert(v);
+            if prev != v {
+                violation(
+                    now,
+                    format!("node {i} voted for {prev} and then {v} in term {term}"),
+                );
+            }
+        }
+        // At most one leader per term.
+        let is_leader = raft.mode() == Mode::Leader;
+        if is_leader {
+            let l = *leaders.entry(term).or_insert_with(|| {
+                stats.leader_terms += 1;
+                i
+            });
+            if l != i {
+                violation(now, format!("two leaders in term {term}: {l} and {i}"));
+            }
+        }
+        // Commit index: never back within an incarnation, never past the log.
+        let commit = raft.commit_index();
+        if commit < node.commit {
+            violation(
+                now,
+                format!(
+                    "node {i}: commit index went back from {:?} to {commit:?}",
+                    node.commit
+                ),
+            );
+        }
+        if let Some(c) = commit
+            && raft.log().last_index().is_none_or(|l| c > l)
+        {
+            violation(
+                now,
+                format!(
+                    "node {i}: commit index {c} past its log's end {:?}",
+                    raft.log().last_index()
+                ),
+            );
+        }
+        let mut newly: Vec<u64> = Vec::new();
+        if let Some(c) = commit
+            && commit > node.commit
+        {
+            let from = node.commit.map_or(0, |o| o + 1);
+            for idx in from..=c {
+                let Some(e) = raft.log().get(idx) else {
+                    violation(
+                        now,
+                        format!("node {i}: committed index {idx} not in its log"),
+                    );
+                };
+                match committed.get(&idx) {
+                    Some(k) => {
+                        if k.term != e.term || k.command != e.command {
+                            violation(
+                                now,
+                                format!(
+                                    "state machine safety: index {idx} committed as (term {}, {:?}) \
+                                     but node {i} commits (term {}, {:?})",
+                                    k.term, k.command, e.term, e.command
+                                ),
+                            );
+                        }
+                    }
+                    None => {
+                        // First time anyone commits it: a majority must hold it durably.
+                        let holders = nodes
+                            .iter()
+                            .filter(|n| {
+                                n.disk
+                                    .log
+                                    .get(idx as usize)
+                                    .is_some_and(|d| d.index == idx && d.term == e.term)
+                            })
+                            .count();
+                        if holders < nodes.len() / 2 + 1 {
+                            violation(
+                                now,
+                                format!(
+                                    "node {i} commits index {idx} (term {}) held by only {holders} of {} disks",
+                                    e.term,
+                                    nodes.len()
+                                ),
+                            );
+                        }
+                        committed.insert(
+                            idx,
+                            Committed {
+                                term: e.term,
+                                command: e.command.clone(),
+                                commit_term: term,
+                            },
+                        );
+                        newly.push(idx);
+                    }
+                }
+            }
+        }
+        // Leader completeness: a leader holds every entry committed in its
+        // term or before, and a leader's log only grows.
+        let node = &mut nodes[i];
+        let raft = node.raft.as_ref().expect("running");
+        if is_leader {
+            if node.leader_term != Some(term) {
+                for (idx, k) in committed.iter() {
+                    if k.commit_term <= term && raft.log().term_at(*idx) != Some(k.term) {
+                        violation(
+                            now,
+                            format!(
+                                "leader completeness: node {i} leads term {term} without entry {idx} \
+                                 (term {}) committed in term {}",
+                                k.term, k.commit_term
+                            ),
+                        );
+                    }
+                }
+                node.leader_term = Some(term);
+            } else {
+                let (len, h) = node.leader_log;
+                if node.disk.hashes.len() < len || (len > 0 && node.disk.hashes[len - 1] != h) {
+                    violation(
+                        now,
+                        format!(
+                            "node {i}: its log changed (not appended) while leader of term {term}"
+                        ),
+                    );
+                }
+            }
+            node.leader_log = (
+                node.disk.hashes.len(),
+                node.disk.hashes.last().copied().unwrap_or(0),
+            );
+        } else {
+            node.leader_term = None;
+        }
+        // Applied orders: in log order, committed, and the committed entry.
+        for e in orders {
+            if e.index != node.next_apply {
+                violation(
+                    now,
+                    format!(
+                        "node {i} applies index {} but {} was next",
+                        e.index, node.next_apply
+                    ),
+                );
+            }
+            if commit.is_none_or(|c| e.index > c) {
+                violation(
+                    now,
+                    format!(
+                        "node {i} applies index {} beyond its commit {commit:?}",
+                        e.index
+                    ),
+                );
+            }
+            match committed.get(&e.index) {
+                Some(k) if k.term == e.term && k.command == e.command => {}
+                other => violation(
+                    now,
+                    format!(
+                        "state machine safety: node {i} applies {e:?} but the committed entry is {other:?}"
+                    ),
+                ),
+            }
+            node.next_apply = e.index + 1;
+            if let Command::Int(x) = e.command {
+                by_cmd
+                    .entry(x)
+                    .or_default()
+                    .entry(e.index)
+                    .or_default()
+                    .insert(i);
+            }
+            node.applied.insert(e.index, e.command);
+        }
+        node.max_term = term;
+        node.commit = commit;
+        node.log_version = raft.log_version();
+
+        // Newly committed entries must be in every current leader of a
+        // later (or the same) term.
+        if !newly.is_empty() {
+            for (j, n) in nodes.iter().enumerate() {
+                let Some(r) = n.raft.as_ref() else { continue };
+                if r.mode() != Mode::Leader {
+                    continue;
+                }
+                for idx in &newly {
+                    let k = &committed[idx];
+                    if r.term() >= k.commit_term && r.log().term_at(*idx) != Some(k.term) {
+                        violation(
+                            now,
+                            format!(
+                                "leader completeness: node {j} leads term {} without newly committed entry {idx}",
+                                r.term()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- observations for the scenarios -----
+
+    /// How long liveness checks wait: 10 s, but 30 s while the network is
+    /// unreliable and some peers are on the legacy path (there a lost
+    /// request stalls a follower for a whole request timeout, and every
+    /// rejected probe costs an is_log_empty round trip, so a new leader can
+    /// take seconds to reach a majority and elections come often).
+    pub fn liveness(&self) -> u64 {
+        if self.unreliable && self.opts.peers != Peers::Rust {
+            3 * LIVENESS
+        } else {
+            LIVENESS
+        }
+    }
+
+    /// The leader (of the highest term) among connected running nodes.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.opts.n)
+            .filter(|i| self.nodes[*i].connected)
+            .filter_map(|i| self.raft(i).map(|r| (i, r)))
+            .filter(|(_, r)| r.mode() == Mode::Leader)
+            .max_by_key(|(_, r)| r.term())
+            .map(|(i, _)| i)
+    }
+
+    /// Liveness: a leader among the connected nodes within 10 s.
+    pub fn check_one_leader(&mut self) -> usize {
+        if !self.wait_for(self.liveness(), |c| c.leader().is_some()) {
+            panic!(
+                "LIVENESS: no leader among connected nodes in time (t={} ms, {})",
+                self.now / MS,
+                self.describe()
+            );
+        }
+        self.leader().expect("checked")
+    }
+
+    pub fn check_no_leader(&self) {
+        for i in 0..self.opts.n {
+            if self.nodes[i].connected && self.raft(i).is_some_and(|r| r.mode() == Mode::Leader) {
+                panic!(
+                    "node {i} is leader but should not be (t={} ms, {})",
+                    self.now / MS,
+                    self.describe()
+                );
+            }
+        }
+    }
+
+    /// All connected nodes agree on a term (waits up to 1 s); returns it.
+    pub fn check_terms(&mut self) -> u64 {
+        let agree = |c: &Cluster| {
+            let terms: BTreeSet<u64> = (0..c.opts.n)
+                .filter(|i| c.nodes[*i].connected)
+                .filter_map(|i| c.raft(i).map(|r| r.term()))
+                .collect();
+            terms.len() == 1
+        };
+        if !self.wait_for(ELECTION_WAIT, agree) {
+            panic!("connected nodes disagree on the term: {}", self.describe());
+        }
+        let i = (0..self.opts.n)
+            .find(|i| self.nodes[*i].connected && self.is_up(*i))
+            .expect("a connected node");
+        self.raft(i).expect("up").term()
+    }
+
+    /// The index at which `cmd` is applied on at least `expected` nodes.
+    pub fn committed_on(&self, cmd: i32, expected: usize) -> Option<u64> {
+        self.by_cmd
+            .get(&cmd)?
+            .iter()
+            .find(|(_, nodes)| nodes.len() >= expected)
+            .map(|(idx, _)| *idx)
+    }
+
+    /// How many nodes applied `cmd` (at any index).
+    pub fn applied_count(&self, cmd: i32) -> usize {
+        self.by_cmd.get(&cmd).map_or(0, |m| {
+            m.values()
+                .flat_map(|s| s.iter())
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
+    }
+
+    /// The distinct indices at which `cmd` was ever committed.
+    pub fn commit_indices(&self, cmd: i32) -> Vec<u64> {
+        self.committed
+            .iter()
+            .filter(|(_, k)| k.command == Command::Int(cmd))
+            .map(|(i, _)| *i)
+            .collect()
+    }
+
+    /// Client commands committed more than once (at-least-once forwarding).
+    pub fn duplicates(&self) -> usize {
+        let mut seen: HashMap<i32, usize> = HashMap::new();
+        for k in self.committed.values() {
+            if let Command::Int(x) = k.command
+                && x != 0
+            {
+                *seen.entry(x).or_default() += 1;
+            }
+        }
+        seen.values().filter(|n| **n > 1).count()
+    }
+
+    /// MIT's `one()`: submit `cmd` (to the leader, or to any connected node,
+    /// which forwards it) and wait until `expected` nodes applied it; with
+    /// `retry`, submit again every 2 s. Fails after 10 s.
+    pub fn one(&mut self, cmd: i32, expected: usize, retry: bool) -> u64 {
+        let start = self.now;
+        while self.now < start + self.liveness() {
+            let connected: Vec<usize> = (0..self.opts.n)
+                .filter(|i| self.nodes[*i].connected && self.is_up(*i))
+                .collect();
+            let target = match self.leader() {
+                Some(l) if self.rng.chance(0.6) => Some(l),
+                _ if !connected.is_empty() => Some(connected[self.rng.index(connected.len())]),
+                _ => None,
+            };
+            let Some(target) = target else {
+                self.run_for(50 * MS);
+                continue;
+            };
+            self.propose(target, cmd);
+            let t1 = self.now;
+            while self.now < t1 + 2_000 * MS {
+                if let Some(idx) = self.committed_on(cmd, expected) {
+                    return idx;
+                }
+                self.run_for(10 * MS);
+            }
+            if !retry {
+                panic!(
+                    "one({cmd}) failed to reach agreement on {expected} nodes within 2 s: {}",
+                    self.describe()
+                );
+            }
+        }
+        panic!(
+            "LIVENESS: one({cmd}) failed to reach agreement on {expected} nodes in time: {}",
+            self.describe()
+        );
+    }
+
+    /// Propose every command, then wait until each is applied on `expected`
+    /// nodes, re-proposing the missing ones every 2 s; fails after 10 s.
+    pub fn all_agree(&mut self, cmds: &[i32], expected: usize) {
+        let start = self.now;
+        let mut last_try = 0;
+        loop {
+            let missing: Vec<i32> = cmds
+                .iter()
+                .copied()
+                .filter(|c| self.committed_on(*c, expected).is_none())
+                .collect();
+            if missing.is_empty() {
+                return;
+            }
+            if self.now >= start + self.liveness() {
+                panic!(
+                    "LIVENESS: {} of {} commands not agreed on {expected} nodes within {} s: {}",
+                    missing.len(),
+                    cmds.len(),
+                    self.liveness() / 1_000_000,
+                    self.describe()
+                );
+            }
+            if last_try == 0 || self.now >= last_try + 2_000 * MS {
+                last_try = self.now.max(1);
+                let target = self.leader().unwrap_or_else(|| self.rng.index(self.opts.n));
+                for c in missing {
+                    self.propose(target, c);
+                }
+            }
+            self.run_for(10 * MS);
+        }
+    }
+
+    /// Wait until every running, connected node applied at least up to the
+    /// highest committed index (liveness).
+    pub fn wait_all_applied(&mut self) {
+        let Some(top) = self.committed.keys().next_back().copied() else {
+            return;
+        };
+        let ok = self.wait_for(LIVENESS, |c| {
+            (0..c.opts.n)
+                .filter(|i| c.nodes[*i].connected && c.is_up(*i))
+                .all(|i| c.nodes[i].next_apply > top)
+        });
+        if !ok {
+            panic!(
+                "LIVENESS: not every node applied index {top} within 10 s: {}",
+                self.describe()
+            );
+        }
+    }
+
+    /// Liveness after healing: a command proposed on any running node (the
+    /// leader appends it, a follower forwards it) commits on every running
+    /// node without being proposed again, and no node keeps commands queued.
+    pub fn check_each_node_commits(&mut self) {
+        let up: Vec<usize> = (0..self.opts.n).filter(|i| self.is_up(*i)).collect();
+        let mut cmds = Vec::new();
+        for &i in &up {
+            let x = self.fresh();
+            self.propose(i, x);
+            cmds.push((i, x));
+        }
+        let want = up.len();
+        let ok = self.wait_for(LIVENESS, |c| {
+            cmds.iter().all(|(_, x)| c.committed_on(*x, want).is_some())
+                && up
+                    .iter()
+                    .all(|i| c.raft(*i).is_some_and(|r| r.queued_commands() == 0))
+        });
+        if !ok {
+            let stuck: Vec<(usize, i32)> = cmds
+                .iter()
+                .copied()
+                .filter(|(_, x)| self.committed_on(*x, want).is_none())
+                .collect();
+            panic!(
+                "LIVENESS: commands proposed at (node, command) {stuck:?} not committed on all \
+                 {want} running nodes within 10 s (or commands still queued): {}",
+                self.describe()
+            );
+        }
+    }
+
+    /// The run's settings, for messages.
+    pub fn settings(&self) -> String {
+        let o = &self.opts;
+        format!(
+            "{:?} peers, max_batch {}, request_timeout {:?}, pre_vote {}, check_quorum {}, \
+             unreliable {}, long reordering {}",
+            o.peers,
+            o.max_batch.unwrap_or(0),
+            o.request_timeout.unwrap_or_default(),
+            o.pre_vote.unwrap_or(true),
+            o.check_quorum.unwrap_or(true),
+            self.unreliable,
+            self.long_reordering
+        )
+    }
+
+    /// One line per node, for failure messages.
+    pub fn describe(&self) -> String {
+        let mut s = self.settings();
+        for (i, n) in self.nodes.iter().enumerate() {
+            match &n.raft {
+                None => s.push_str(&format!("\n  node {i}: down")),
+                Some(r) => s.push_str(&format!(
+                    "\n  node {i}: {} term {} leader {:?} last {:?} commit {:?} queued {} {}",
+                    r.mode(),
+                    r.term(),
+                    r.leader_id(),
+                    r.log().last_index(),
+                    r.commit_index(),
+                    r.queued_commands(),
+                    if n.connected { "" } else { "(disconnected)" }
+                )),
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::env::var_os("RAFTIAN_SIM_STATS").is_some() && !std::thread::panicking() {
+            println!(
+                "stats: {:.1} s simulated, {} leader terms, {} RPCs ({} pre-votes, {} votes), {} crashes, \
+                 {} proposals, {} duplicated; {}",
+                self.now as f64 / 1e6,
+                self.stats.leader_terms,
+                self.stats.rpcs,
+                self.stats.pre_votes,
+                self.stats.votes,
+                self.stats.crashes,
+                self.stats.proposals,
+                self.duplicates(),
+                self.settings(),
+            );
+        }
+    }
+}
+
+/// Apply one `PersistBatch` to a disk and check each new entry against every
+/// entry ever seen at that index and term (log matching, strong form: the
+/// same index and term means the same command and the same prefix).
+fn persist(
+    now: u64,
+    i: usize,
+    disk: &mut Disk,
+    chain: &mut HashMap<(u64, u64), u64>,
+    b: PersistBatch,
+) {
+    if let Some(hs) = b.hard_state {
+        disk.hs = hs;
+    }
+    if let Some(t) = b.truncate_from {
+        let keep = disk.log.iter().take_while(|e| e.index < t).count();
+        disk.log.truncate(keep);
+        disk.hashes.truncate(keep);
+    }
+    for e in b.append {
+        let expect = disk.log.last().map_or(0, |l| l.index + 1);
+        if e.index != expect {
+            violation(
+                now,
+                format!(
+                    "node {i}: persist batch appends index {} where {expect} was next",
+                    e.index
+                ),
+            );
+        }
+        let h = chain_hash(disk.hashes.last().copied().unwrap_or(0x0123_4567), &e);
+        match chain.entry((e.index, e.term)) {
+            MapEntry::Occupied(o) => {
+                if *o.get() != h {
+                    violation(
+                        now,
+                        format!(
+                            "log matching: node {i} holds entry (index {}, term {}) with a different \
+                             command or prefix than another log had",
+                            e.index, e.term
+                        ),
+                    );
+                }
+            }
+            MapEntry::Vacant(v) => {
+                v.insert(h);
+            }
+        }
+        disk.log.push(e);
+        disk.hashes.push(h);
+    }
+}

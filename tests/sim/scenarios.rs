@@ -1,0 +1,903 @@
+//! The MIT 6.824 Raft tests (2A, 2B, 2C) as simulation scenarios, plus the
+//! paper's static-leader mode and random partitions.
+//!
+//! Differences from MIT, by design of this core: a new leader appends a
+//! no-op first (so the first client command is at index 1, not 1 of an
+//! empty log), followers forward proposals to the leader (`one()` submits
+//! to the leader or to any connected node), and commands are unique ints.
+
+use std::time::Duration;
+
+use crate::cluster::{Cluster, ELECTION_WAIT, LIVENESS, MS, Options, Peers};
+
+/// A scenario gets its seed and how nodes mark their peers.
+pub type Scenario = fn(u64, Peers);
+
+pub const ALL: &[(&str, Scenario)] = &[
+    ("initial_election", initial_election),
+    ("reelection", reelection),
+    ("many_elections", many_elections),
+    ("basic_agree", basic_agree),
+    ("follower_failure", follower_failure),
+    ("leader_failure", leader_failure),
+    ("fail_agree", fail_agree),
+    ("fail_no_agree", fail_no_agree),
+    ("concurrent_starts", concurrent_starts),
+    ("rejoin", rejoin),
+    ("backup", backup),
+    ("count", count),
+    ("persist1", persist1),
+    ("persist2", persist2),
+    ("persist3", persist3),
+    ("figure8", figure8),
+    ("unreliable_agree", unreliable_agree),
+    ("figure8_unreliable", figure8_unreliable),
+    ("reliable_churn", reliable_churn),
+    ("unreliable_churn", unreliable_churn),
+    ("partitions", partitions),
+    ("split_votes", split_votes),
+    ("static_leader", static_leader),
+];
+
+fn cluster(seed: u64, n: usize, peers: Peers) -> Cluster {
+    Cluster::new(seed, Options::new(n, peers))
+}
+
+/// A cluster on an unreliable network (loss, duplication, 0-27 ms delays).
+fn unreliable_cluster(seed: u64, n: usize, peers: Peers) -> Cluster {
+    let mut opts = Options::new(n, peers);
+    opts.unreliable = true;
+    Cluster::new(seed, opts)
+}
+
+// ----- 2A: leader election -----
+
+fn initial_election(seed: u64, peers: Peers) {
+    let mut c = cluster(seed, 3, peers);
+    c.check_one_leader();
+    let term1 = c.check_terms();
+    assert!(term1 >= 1, "term is {term1}, but should be at least 1");
+    // No failures: the leader and the term must stay.
+    c.run_for(2 * ELECTION_WAIT);
+    let term2 = c.check_terms();
+    assert_eq!(
+        term1,
+        term2,
+        "term changed with no failures: {}",
+        c.describe()
+    );
+    c.check_one_leader();
+}
+
+fn reelection(seed: u64, peers: Peers) {
+    let n = 3;
+    let mut c = cluster(seed, n, peers);
+    let leader1 = c.check_one_leader();
+    // The leader disconnects: a new one is elected.
+    c.disconnect(leader1);
+    let new_leader = c.check_one_leader();
+    let new_term = c.raft(new_leader).expect("up").term();
+    // The old leader rejoins and learns the new term (without check_quorum
+    // it still thinks it leads until it hears of it): still one leader.
+    c.connect(leader1);
+    let caught_up = c.wait_for(LIVENESS, |c| {
+        c.raft(leader1).is_some_and(|r| r.term() >= new_term)
+    });
+    assert!(
+        caught_up,
+        "old leader never learnt the new term: {}",
+        c.describe()
+    );
+    let leader2 = c.check_one_leader();
+    // No quorum: no leader.
+    c.disconnect(leader2);
+    c.disconnect((leader2 + 1) % n);
+    c.run_for(2 * ELECTION_WAIT);
+    c.check_no_leader();
+    // A quorum again: a leader.
+    c.connect((leader2 + 1) % n);
+    c.check_one_leader();
+    c.connect(leader2);
+    c.check_one_leader();
+}
+
+fn many_elections(seed: u64, peers: Peers) {
+    let n = 7;
+    let mut c = cluster(seed, n, peers);
+    c.check_one_leader();
+    for _ in 0..10 {
+        let picks: Vec<usize> = (0..3).map(|_| c.rng.index(n)).collect();
+        for &p in &picks {
+            c.disconnect(p);
+        }
+        // Either the current leader is still alive, or the remaining four
+        // elect a new one.
+        c.check_one_leader();
+        for &p in &picks {
+            c.connect(p);
+        }
+    }
+    c.check_one_leader();
+}
+
+// ----- 2B: log replication -----
+
+fn basic_agree(seed: u64, peers: Peers) {
+    let n = 3;
+    let mut c = cluster(seed, n, peers);
+    // Index 0 is the first leader's no-op.
+    for expected_index in 1..=3u64 {
+        let cmd = c.fresh();
+        assert_eq!(c.applied_count(cmd), 0, "committed before start");
+        let index = c.one(cmd, n, false);
+        assert_eq!(index, expected_index, "got index {index}: {}", c.describe());
+    }
+    exactly_once(&c, 1..c.peek_fresh());
+}
+
+/// With a reliable network and no faults, every client command commits
+/// exactly once.
+fn exactly_once(c: &Cluster, cmds: std::ops::Range<i32>) {
+    for cmd in cmds {
+        let at = c.commit_indices(cmd);
+        assert_eq!(at.len(), 1, "command {cmd} committed at {at:?}, not once");
+    }
+}
+
+fn follower_failure(seed: u64, peers: Peers) {
+    let n = 3;
+    let mut c = cluster(seed, n, peers);
+    let x = c.fresh();
+    c.one(x, n, false);
+    let leader1 = c.check_one_leader();
+    c.disconnect((leader1 + 1) % n);
+    // The leader and the remaining follower agree.
+    let x = c.fresh();
+    c.one(x, n - 1, false);
+    c.run_for(ELECTION_WAIT);
+    let x = c.fresh();
+    c.one(x, n - 1, false);
+    // Both followers gone: nothing commits.
+    let leader2 = c.check_one_leader();
+    c.disconnect((leader2 + 1) % n);
+    c.disconnect((leader2 + 2) % n);
+    let x = c.fresh();
+    c.propose(leader2, x);
+    c.run_for(2 * ELECTION_WAIT);
+    assert_eq!(c.applied_count(x), 0, "committed without a majority");
+}
+
+fn leader_failure(seed: u64, peers: Peers) {
+    let n = 3;
+    let mut c = cluster(seed, n, peers);
+    let x = c.fresh();
+    c.one(x, n, false);
+    let leader1 = c.check_one_leader();
+    c.disconnect(leader1);
+    // The remaining followers elect a new leader.
+    let x = c.fresh();
+    c.one(x, n - 1, true);
+    c.run_for(ELECTION_WAIT);
+    let x = c.fresh();
+    c.one(x, n - 1, true);
+    let leader2 = c.check_one_leader();
+    c.disconnect(leader2);
+    // Submit to every node: no majority anywhere.
+    let x = c.fresh();
+    for i in 0..n {
+        c.propose(i, x);
+    }
+    c.run_for(2 * ELECTION_WAIT);
+    assert_eq!(c.applied_count(x), 0, "committed without a majority");
+}
+
+fn fail_agree(seed: u64, peers: Peers) {
+    let n = 3;
+    let mut c = cluster(seed, n, peers);
+    let x = c.fresh();
+    c.one(x, n, false);
+    let leader = c.check_one_leader();
+    c.disconnect((leader + 1) % n);
+    for _ in 0..2 {
+        let x = c.fresh();
+        c.one(x, n - 1, false);
+    }
+    c.run_for(ELECTION_WAIT);
+    for _ in 0..2 {
+        let x = c.fresh();
+        c.one(x, n - 1, false);
+    }
+    // The follower comes back and catches up.
+    c.connect((leader + 1) % n);
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.run_for(ELECTION_WAIT);
+    let x = c.fresh();
+    c.one(x, n, true);
+}
+
+fn fail_no_agree(seed: u64, peers: Peers) {
+    let n = 5;
+    let mut c = cluster(seed, n, peers);
+    let x = c.fresh();
+    c.one(x, n, false);
+    let leader = c.check_one_leader();
+    for k in 1..=3 {
+        c.disconnect((leader + k) % n);
+    }
+    let x = c.fresh();
+    c.propose(leader, x);
+    c.run_for(2 * ELECTION_WAIT);
+    assert_eq!(c.applied_count(x), 0, "committed without a majority");
+    for k in 1..=3 {
+        c.connect((leader + k) % n);
+    }
+    c.check_one_leader();
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.check_each_node_commits();
+}
+
+fn concurrent_starts(seed: u64, peers: Peers) {
+    let n = 3;
+    let mut c = cluster(seed, n, peers);
+    for attempt in 0..5 {
+        if attempt > 0 {
+            c.run_for(3 * ELECTION_WAIT);
+        }
+        let leader = c.check_one_leader();
+        let term = c.raft(leader).expect("up").term();
+        let first = c.fresh();
+        // Five commands in the same instant, on the leader and on followers.
+        let mut cmds = vec![first];
+        c.propose(leader, first);
+        for k in 0..5 {
+            let x = c.fresh();
+            cmds.push(x);
+            c.propose((leader + k) % n, x);
+        }
+        let all = |c: &Cluster| cmds.iter().all(|x| c.committed_on(*x, n).is_some());
+        let done = c.wait_for(LIVENESS, all);
+        let same_term = (0..n).all(|i| c.raft(i).is_some_and(|r| r.term() == term));
+        if !same_term {
+            continue; // a term change may lose commands: try again
+        }
+        assert!(
+            done,
+            "concurrent commands not all committed: {}",
+            c.describe()
+        );
+        for x in &cmds {
+            assert_eq!(
+                c.commit_indices(*x).len(),
+                1,
+                "command {x} not committed once"
+            );
+        }
+        return;
+    }
+    panic!("term changed too often");
+}
+
+fn rejoin(seed: u64, peers: Peers) {
+    let n = 3;
+    let mut c = cluster(seed, n, peers);
+    let x = c.fresh();
+    c.one(x, n, true);
+    // The leader is partitioned off and gets entries it can't commit.
+    let leader1 = c.check_one_leader();
+    c.disconnect(leader1);
+    for _ in 0..3 {
+        let x = c.fresh();
+        c.propose(leader1, x);
+    }
+    // A new leader commits, then is partitioned off too.
+    let x = c.fresh();
+    c.one(x, 2, true);
+    let leader2 = c.check_one_leader();
+    c.disconnect(leader2);
+    // The old leader comes back: its stale entries must go.
+    c.connect(leader1);
+    let x = c.fresh();
+    c.one(x, 2, true);
+    c.connect(leader2);
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.check_each_node_commits();
+}
+
+fn backup(seed: u64, peers: Peers) {
+    let n = 5;
+    let mut c = cluster(seed, n, peers);
+    let x = c.fresh();
+    c.one(x, n, true);
+    // The leader and one follower in a minority.
+    let leader1 = c.check_one_leader();
+    for k in 2..5 {
+        c.disconnect((leader1 + k) % n);
+    }
+    // 50 commands that won't commit.
+    for _ in 0..50 {
+        let x = c.fresh();
+        c.propose(leader1, x);
+    }
+    c.run_for(ELECTION_WAIT / 2);
+    c.disconnect(leader1);
+    c.disconnect((leader1 + 1) % n);
+    // The other three commit 50 commands.
+    for k in 2..5 {
+        c.connect((leader1 + k) % n);
+    }
+    for _ in 0..50 {
+        let x = c.fresh();
+        c.one(x, 3, true);
+    }
+    // Now their leader and one follower are a minority: 50 more that won't commit.
+    let leader2 = c.check_one_leader();
+    let mut other = (leader1 + 2) % n;
+    if leader2 == other {
+        other = (leader2 + 1) % n;
+    }
+    c.disconnect(other);
+    for _ in 0..50 {
+        let x = c.fresh();
+        c.propose(leader2, x);
+    }
+    c.run_for(ELECTION_WAIT / 2);
+    // The original minority comes back with the one cut off.
+    for i in 0..n {
+        c.disconnect(i);
+    }
+    c.connect(leader1);
+    c.connect((leader1 + 1) % n);
+    c.connect(other);
+    for _ in 0..50 {
+        let x = c.fresh();
+        c.one(x, 3, true);
+    }
+    for i in 0..n {
+        c.connect(i);
+    }
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.check_each_node_commits();
+}
+
+fn count(seed: u64, peers: Peers) {
+    let n = 3;
+    let mut c = cluster(seed, n, peers);
+    c.check_one_leader();
+    let total1 = c.stats.rpcs;
+    assert!(
+        (1..=30).contains(&total1),
+        "too many or too few RPCs ({total1}) to elect the first leader"
+    );
+    let mut total2 = 0;
+    let mut ok = false;
+    'attempts: for attempt in 0..5 {
+        if attempt > 0 {
+            c.run_for(3 * ELECTION_WAIT);
+        }
+        let leader = c.check_one_leader();
+        let start = c.stats.rpcs;
+        let start_entries = c.stats.entries_sent;
+        let start_appends = c.stats.appends;
+        let term = c.raft(leader).expect("up").term();
+        let iters = 10u64;
+        let cmds: Vec<i32> = (0..=iters).map(|_| c.fresh()).collect();
+        for x in &cmds {
+            c.propose(leader, *x);
+        }
+        let t0 = c.now;
+        let done = c.wait_for(LIVENESS, |c| {
+            cmds.iter().all(|x| c.committed_on(*x, n).is_some())
+        });
+        if (0..n).any(|i| c.raft(i).is_none_or(|r| r.term() != term)) {
+            continue 'attempts;
+        }
+        assert!(done, "commands not committed: {}", c.describe());
+        total2 = c.stats.rpcs;
+        // MIT's budget: (iters + 1 + 3) * 3; ours also allows one heartbeat
+        // round per heartbeat interval of the time it took.
+        let heartbeats = (c.now - t0) / (50 * MS) + 1;
+        let budget = (iters + 1 + 3) * 3 + heartbeats * (n as u64 - 1);
+        let used = total2 - start;
+        assert!(
+            used <= budget,
+            "too many RPCs ({used} > {budget}) for {} commands",
+            iters + 1
+        );
+        // Each command crosses to each follower once (not counting the
+        // anchor entry every batch carries).
+        let entries = (c.stats.entries_sent - start_entries) - (c.stats.appends - start_appends);
+        let entry_budget = (iters + 1) * (n as u64 - 1);
+        assert!(
+            entries <= entry_budget,
+            "too many entries sent ({entries} > {entry_budget})"
+        );
+        ok = true;
+        break;
+    }
+    assert!(ok, "term changed too often");
+    // Idle: only heartbeats.
+    c.run_for(ELECTION_WAIT);
+    let total3 = c.stats.rpcs;
+    assert!(
+        total3 - total2 <= 3 * 20,
+        "too many RPCs ({}) for 1 second of idleness",
+        total3 - total2
+    );
+}
+
+// ----- 2C: persistence -----
+
+fn persist1(seed: u64, peers: Peers) {
+    let n = 3;
+    let mut c = cluster(seed, n, peers);
+    let x = c.fresh();
+    c.one(x, n, true);
+    // Crash and restart everyone.
+    for i in 0..n {
+        c.restart(i);
+    }
+    for i in 0..n {
+        c.connect(i);
+    }
+    let x = c.fresh();
+    c.one(x, n, true);
+    let leader1 = c.check_one_leader();
+    c.restart(leader1);
+    c.connect(leader1);
+    let x = c.fresh();
+    c.one(x, n, true);
+    let leader2 = c.check_one_leader();
+    c.disconnect(leader2);
+    let x = c.fresh();
+    c.one(x, n - 1, true);
+    c.restart(leader2);
+    c.connect(leader2);
+    // Wait for the restarted leader to catch up.
+    if !c.wait_for(LIVENESS, |c| c.committed_on(x, n).is_some()) {
+        panic!(
+            "LIVENESS: restarted node did not catch up: {}",
+            c.describe()
+        );
+    }
+    let i3 = (c.check_one_leader() + 1) % n;
+    c.disconnect(i3);
+    let x = c.fresh();
+    c.one(x, n - 1, true);
+    c.restart(i3);
+    c.connect(i3);
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.check_each_node_commits();
+}
+
+fn persist2(seed: u64, peers: Peers) {
+    let n = 5;
+    let mut c = cluster(seed, n, peers);
+    for _ in 0..3 {
+        let x = c.fresh();
+        c.one(x, n, true);
+        let leader1 = c.check_one_leader();
+        c.disconnect((leader1 + 1) % n);
+        c.disconnect((leader1 + 2) % n);
+        let x = c.fresh();
+        c.one(x, n - 2, true);
+        c.disconnect(leader1);
+        c.disconnect((leader1 + 3) % n);
+        c.disconnect((leader1 + 4) % n);
+        c.restart((leader1 + 1) % n);
+        c.restart((leader1 + 2) % n);
+        c.connect((leader1 + 1) % n);
+        c.connect((leader1 + 2) % n);
+        c.run_for(ELECTION_WAIT);
+        c.restart((leader1 + 3) % n);
+        c.connect((leader1 + 3) % n);
+        let x = c.fresh();
+        c.one(x, n - 2, true);
+        c.connect(leader1);
+        c.connect((leader1 + 4) % n);
+    }
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.check_each_node_commits();
+}
+
+fn persist3(seed: u64, peers: Peers) {
+    let n = 3;
+    let mut c = cluster(seed, n, peers);
+    let x = c.fresh();
+    c.one(x, n, true);
+    let leader = c.check_one_leader();
+    c.disconnect((leader + 2) % n);
+    let x = c.fresh();
+    c.one(x, 2, true);
+    c.crash(leader);
+    c.crash((leader + 1) % n);
+    c.connect((leader + 2) % n);
+    c.restart(leader);
+    c.connect(leader);
+    let x = c.fresh();
+    c.one(x, 2, true);
+    c.restart((leader + 1) % n);
+    c.connect((leader + 1) % n);
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.check_each_node_commits();
+}
+
+/// MIT runs 1000.
+const FIGURE8_ITERS: usize = 1000;
+
+/// Figure 8 of the Raft paper: leaders crash right after appending, so
+/// entries of old terms sit on a majority without being committed.
+fn figure8(seed: u64, peers: Peers) {
+    let n = 5;
+    let mut c = cluster(seed, n, peers);
+    let x = c.fresh();
+    c.one(x, 1, true);
+    let mut nup = n;
+    for _ in 0..FIGURE8_ITERS {
+        let mut leader = None;
+        for i in 0..n {
+            if c.is_up(i)
+                && c.raft(i)
+                    .is_some_and(|r| r.mode() == raftian::raft::Mode::Leader)
+            {
+                let x = c.fresh();
+                c.propose(i, x);
+                leader = Some(i);
+            }
+        }
+        let pause = if c.rng.chance(0.1) {
+            c.rng.below(ELECTION_WAIT / 2)
+        } else {
+            c.rng.below(13 * MS)
+        };
+        c.run_for(pause);
+        if let Some(l) = leader {
+            c.crash(l);
+            nup -= 1;
+        }
+        if nup < 3 {
+            let s = c.rng.index(n);
+            if !c.is_up(s) {
+                c.restart(s);
+                c.connect(s);
+                nup += 1;
+            }
+        }
+    }
+    for i in 0..n {
+        if !c.is_up(i) {
+            c.restart(i);
+            c.connect(i);
+        }
+    }
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.check_each_node_commits();
+}
+
+fn unreliable_agree(seed: u64, peers: Peers) {
+    let n = 5;
+    let mut c = unreliable_cluster(seed, n, peers);
+    for _ in 0..50 {
+        let cmds: Vec<i32> = (0..5).map(|_| c.fresh()).collect();
+        c.all_agree(&cmds, 1);
+    }
+    c.unreliable = false;
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.check_each_node_commits();
+}
+
+fn figure8_unreliable(seed: u64, peers: Peers) {
+    let n = 5;
+    let mut c = unreliable_cluster(seed, n, peers);
+    let x = c.fresh();
+    c.one(x, 1, true);
+    let mut nup = n;
+    for iter in 0..FIGURE8_ITERS {
+        if iter == 200 {
+            c.long_reordering = true;
+        }
+        let mut leader = None;
+        for i in 0..n {
+            if c.raft(i)
+                .is_some_and(|r| r.mode() == raftian::raft::Mode::Leader)
+            {
+                let x = c.fresh();
+                c.propose(i, x);
+                if c.is_connected(i) {
+                    leader = Some(i);
+                }
+            }
+        }
+        let pause = if c.rng.chance(0.1) {
+            c.rng.below(ELECTION_WAIT / 2)
+        } else {
+            c.rng.below(13 * MS)
+        };
+        c.run_for(pause);
+        if let Some(l) = leader
+            && c.rng.chance(0.5)
+        {
+            c.disconnect(l);
+            nup -= 1;
+        }
+        if nup < 3 {
+            let s = c.rng.index(n);
+            if !c.is_connected(s) {
+                c.connect(s);
+                nup += 1;
+            }
+        }
+    }
+    for i in 0..n {
+        c.connect(i);
+    }
+    c.unreliable = false;
+    c.long_reordering = false;
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.check_each_node_commits();
+}
+
+/// MIT's churn: clients propose all the time while nodes disconnect, crash
+/// and restart at random; afterwards everything heals and must agree.
+fn churn(seed: u64, peers: Peers, unreliable: bool) {
+    let n = 5;
+    let mut c = if unreliable {
+        unreliable_cluster(seed, n, peers)
+    } else {
+        cluster(seed, n, peers)
+    };
+    c.set_clients(true);
+    for _ in 0..20 {
+        if c.rng.chance(0.2) {
+            let i = c.rng.index(n);
+            c.disconnect(i);
+        }
+        if c.rng.chance(0.5) {
+            let i = c.rng.index(n);
+            if !c.is_up(i) {
+                c.restart(i);
+            }
+            c.connect(i);
+        }
+        if c.rng.chance(0.2) {
+            let i = c.rng.index(n);
+            c.crash(i);
+        }
+        let pause = ELECTION_WAIT * 7 / 10;
+        c.run_for(pause);
+    }
+    c.run_for(ELECTION_WAIT);
+    c.unreliable = false;
+    for i in 0..n {
+        if !c.is_up(i) {
+            c.restart(i);
+        }
+        c.connect(i);
+    }
+    c.set_clients(false);
+    c.run_for(ELECTION_WAIT);
+    c.check_one_leader();
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.wait_all_applied();
+    c.check_each_node_commits();
+}
+
+fn reliable_churn(seed: u64, peers: Peers) {
+    churn(seed, peers, false);
+}
+
+fn unreliable_churn(seed: u64, peers: Peers) {
+    churn(seed, peers, true);
+}
+
+/// Not in MIT: arbitrary partitions (including non-transitive ones, where
+/// only single links are cut), duplication and crashes; then heal.
+fn partitions(seed: u64, peers: Peers) {
+    let bits = crate::rng::mix(seed);
+    let n = if bits & 1 == 0 { 5 } else { 3 };
+    let mut c = if bits & 2 == 0 {
+        unreliable_cluster(seed, n, peers)
+    } else {
+        cluster(seed, n, peers)
+    };
+    c.set_clients(true);
+    for _ in 0..12 {
+        match c.rng.below(4) {
+            0 => {
+                // Two random groups.
+                let mut a = Vec::new();
+                let mut b = Vec::new();
+                for i in 0..n {
+                    if c.rng.chance(0.5) {
+                        a.push(i);
+                    } else {
+                        b.push(i);
+                    }
+                }
+                c.partition(&[a, b]);
+            }
+            1 => {
+                // Cut a few single links.
+                for _ in 0..c.rng.range(1, 4) {
+                    let a = c.rng.index(n);
+                    let b = c.rng.index(n);
+                    if a != b {
+                        c.set_link(a, b, false);
+                    }
+                }
+            }
+            2 => {
+                let i = c.rng.index(n);
+                c.restart(i);
+                c.connect(i);
+            }
+            _ => c.heal(),
+        }
+        let pause = c.rng.range(50 * MS, 800 * MS);
+        c.run_for(pause);
+    }
+    c.heal();
+    c.unreliable = false;
+    c.set_clients(false);
+    for i in 0..n {
+        if !c.is_up(i) {
+            c.restart(i);
+        }
+        c.connect(i);
+    }
+    c.check_one_leader();
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.wait_all_applied();
+    c.check_each_node_commits();
+}
+
+/// Not in MIT: a near-fixed election timeout, no pre-vote and replies
+/// delayed past the next election, so candidates collide and stale vote
+/// replies of earlier terms arrive while a node campaigns again.
+fn split_votes(seed: u64, peers: Peers) {
+    let n = 5;
+    let mut opts = Options::new(n, peers);
+    opts.unreliable = true;
+    opts.pre_vote = Some(false);
+    opts.check_quorum = Some(false);
+    opts.request_timeout = Some(Duration::from_secs(1));
+    opts.election_timeout = Some((Duration::from_millis(150), Duration::from_millis(165)));
+    let mut c = Cluster::new(seed, opts);
+    c.long_reordering = true;
+    c.set_clients(true);
+    for _ in 0..40 {
+        let i = c.rng.index(n);
+        if c.rng.chance(0.3) {
+            c.restart(i);
+        }
+        c.connect(i);
+        let pause = c.rng.range(100 * MS, 1_000 * MS);
+        c.run_for(pause);
+    }
+    c.set_clients(false);
+    c.unreliable = false;
+    c.long_reordering = false;
+    for i in 0..n {
+        c.connect(i);
+    }
+    c.check_one_leader();
+    let x = c.fresh();
+    c.one(x, n, true);
+    c.check_each_node_commits();
+}
+
+/// The paper's mode: node 0 leads term 1 for ever, no elections; followers
+/// forward their commands to it.
+fn static_leader(seed: u64, peers: Peers) {
+    let n = 3;
+    let mut opts = Options::new(n, peers);
+    opts.static_leader = Some(0);
+    let mut c = Cluster::new(seed, opts);
+    let check_static = |c: &Cluster| {
+        for i in 0..n {
+            if let Some(r) = c.raft(i) {
+                assert_eq!(r.term(), 1, "node {i} left term 1");
+                assert_eq!(r.leader_id(), Some(0), "node {i} lost the static leader");
+                let want = if i == 0 {
+                    raftian::raft::Mode::Leader
+                } else {
+                    raftian::raft::Mode::Follower
+                };
+                assert_eq!(r.mode(), want, "node {i} changed role");
+            }
+        }
+    };
+    // Commands on every node, reliable network: each commits exactly once.
+    let first = c.fresh();
+    let mut cmds = Vec::new();
+    for k in 0..12 {
+        let x = if k == 0 { first } else { c.fresh() };
+        c.propose(k as usize % n, x);
+        cmds.push(x);
+        let pause = c.rng.below(20 * MS);
+        c.run_for(pause);
+        check_static(&c);
+    }
+    let ok = c.wait_for(LIVENESS, |c| {
+        cmds.iter().all(|x| c.committed_on(*x, n).is_some())
+    });
+    assert!(
+        ok,
+        "static leader: commands not committed: {}",
+        c.describe()
+    );
+    exactly_once(&c, first..c.peek_fresh());
+    // A follower crashes and misses commands, then catches up.
+    let f = 1 + c.rng.index(n - 1);
+    c.crash(f);
+    let more: Vec<i32> = (0..5).map(|_| c.fresh()).collect();
+    for (k, x) in more.iter().enumerate() {
+        let at = if k % 2 == 0 { 0 } else { 3 - f };
+        c.propose(at, *x);
+    }
+    let ok = c.wait_for(LIVENESS, |c| {
+        more.iter().all(|x| c.committed_on(*x, 2).is_some())
+    });
+    assert!(ok, "static leader: no progress with a follower down");
+    c.restart(f);
+    c.connect(f);
+    let x = c.fresh();
+    c.propose(f, x);
+    let ok = c.wait_for(LIVENESS, |c| c.committed_on(x, n).is_some());
+    assert!(
+        ok,
+        "static leader: restarted follower not caught up: {}",
+        c.describe()
+    );
+    check_static(&c);
+    // The leader itself restarts from its disk and carries on.
+    c.restart(0);
+    c.connect(0);
+    check_static(&c);
+    let x = c.fresh();
+    c.propose(2, x);
+    let ok = c.wait_for(LIVENESS, |c| c.committed_on(x, n).is_some());
+    assert!(
+        ok,
+        "static leader: no progress after the leader restarted: {}",
+        c.describe()
+    );
+    check_static(&c);
+    // Chaos: loss, duplication, long delays, crashes of any node, clients
+    // everywhere. Still one leader, term 1, and everything safe.
+    c.unreliable = true;
+    c.long_reordering = c.rng.chance(0.5);
+    c.set_clients(true);
+    for _ in 0..10 {
+        let i = c.rng.index(n);
+        if c.rng.chance(0.5) {
+            c.restart(i);
+            c.connect(i);
+        } else {
+            c.disconnect(i);
+            let pause = c.rng.range(10 * MS, 500 * MS);
+            c.run_for(pause);
+            c.connect(i);
+        }
+        let pause = c.rng.range(10 * MS, 500 * MS);
+        c.run_for(pause);
+        check_static(&c);
+    }
+    c.set_clients(false);
+    c.unreliable = false;
+    c.long_reordering = false;
+    c.wait_all_applied();
+    c.check_each_node_commits();
+    check_static(&c);
+}
