@@ -20,4 +20,4 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-cargo test "$@"
+cargo test --no-fail-fast "$@"
