@@ -210,8 +210,7 @@ impl Cluster {
             let text = std::fs::read_to_string(files.last().unwrap()).unwrap();
             let last = text
                 .lines()
-                .filter(|l| l.starts_with("log = "))
-                .next_back()
+                .rfind(|l| l.starts_with("log = "))
                 .unwrap_or("")
                 .to_owned();
             out.insert(d.file_name().unwrap().to_string_lossy().into_owned(), last);

@@ -1,0 +1,90 @@
+//! CPU and RSS sampling from `/proc`.
+
+use std::process::Command;
+use std::time::Instant;
+
+pub(super) fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command name: state is field 3, utime 14, stime 15.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// A `/proc/<pid>/status` field in kB (VmRSS, VmHWM).
+pub(super) fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Busy and total jiffies of the whole machine (`/proc/stat`).
+pub(super) fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4)?;
+    Some((total - idle, total))
+}
+
+/// Cores kept busy on the whole machine between two `machine_ticks`.
+pub(super) fn machine_cores(before: Option<(u64, u64)>, cores: f64) -> f64 {
+    match (before, machine_ticks()) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => (b1 - b0) as f64 / (t1 - t0) as f64 * cores,
+        _ => 0.0,
+    }
+}
+
+pub(super) fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+}
+
+pub(super) fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// CPU use of processes between two samples.
+pub(super) struct CpuSample {
+    at: Instant,
+    ticks: Vec<Option<u64>>,
+}
+
+impl CpuSample {
+    pub(super) fn take(pids: &[Option<u32>]) -> Self {
+        CpuSample {
+            at: Instant::now(),
+            ticks: pids.iter().map(|p| p.and_then(cpu_ticks)).collect(),
+        }
+    }
+
+    /// Percent of one core per process since `self`.
+    pub(super) fn percent_since(&self, pids: &[Option<u32>], tck: f64) -> Vec<Option<f64>> {
+        let secs = self.at.elapsed().as_secs_f64().max(1e-6);
+        pids.iter()
+            .zip(&self.ticks)
+            .map(|(p, before)| {
+                let now = p.and_then(cpu_ticks)?;
+                Some((now.saturating_sub((*before)?)) as f64 / tck / secs * 100.0)
+            })
+            .collect()
+    }
+}
