@@ -15,39 +15,60 @@ use crate::game::{Game, OrderOutcome, PlayerId};
 
 /// The game side of `pygame_commands`: where clicks go.
 #[derive(Clone, Debug)]
-pub struct CommandSender(Sender<i32>);
+pub struct CommandSender {
+    tx: Sender<i32>,
+    wake: Arc<tokio::sync::Notify>,
+}
 
 impl CommandSender {
     /// Queue a click on `player`. Returns false once the node has stopped.
     pub fn push(&self, player: PlayerId) -> bool {
-        self.0.send(i32::from(player)).is_ok()
+        self.push_raw(i32::from(player))
     }
 
     /// Queue any integer command (benchmarks tag their clicks this way).
     pub fn push_raw(&self, command: i32) -> bool {
-        self.0.send(command).is_ok()
+        let ok = self.tx.send(command).is_ok();
+        // An idle node sleeps until its next timer: a click wakes it.
+        self.wake.notify_one();
+        ok
     }
 }
 
 /// The Raft side of `pygame_commands`.
 #[derive(Debug)]
-pub struct CommandReceiver(Receiver<i32>);
+pub struct CommandReceiver {
+    rx: Receiver<i32>,
+    wake: Arc<tokio::sync::Notify>,
+}
 
 impl CommandReceiver {
     /// Everything queued so far, oldest first.
     pub fn drain(&self) -> Vec<i32> {
         let mut out = Vec::new();
-        while let Ok(c) = self.0.try_recv() {
+        while let Ok(c) = self.rx.try_recv() {
             out.push(c);
         }
         out
+    }
+
+    /// Notified on every push (an idle node sleeps until its next timer).
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
     }
 }
 
 /// `pygame_commands`.
 pub fn command_queue() -> (CommandSender, CommandReceiver) {
     let (tx, rx) = mpsc::channel();
-    (CommandSender(tx), CommandReceiver(rx))
+    let wake = Arc::new(tokio::sync::Notify::new());
+    (
+        CommandSender {
+            tx,
+            wake: wake.clone(),
+        },
+        CommandReceiver { rx, wake },
+    )
 }
 
 /// The Raft side of `raft_orders`.

@@ -106,18 +106,44 @@ impl Actor {
     }
 
     pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>, stop: Arc<Notify>) {
-        let mut tick = tokio::time::interval(self.tick);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let origin = tokio::time::Instant::from_std(self.origin);
+        let far = Duration::from_secs(3600);
+        let mut last_tick = tokio::time::Instant::now();
+        let mut clicks_waiting = false;
+        let pushed = self.commands.waker();
         let mut out: Vec<Outbound> = Vec::new();
         let mut answers: Vec<Answer> = Vec::new();
         self.publish_status();
         loop {
+            // Sleep until the core has timed work or, when clicks wait on
+            // pygame_commands, until the next 5 ms service_actions tick: an
+            // idle node does not wake 200 times a second for nothing. Never
+            // sooner than a tick from now, so a deadline already passed
+            // cannot spin the loop.
+            let now = tokio::time::Instant::now();
+            let core_at = origin
+                .checked_add(self.raft.next_deadline())
+                .unwrap_or(now + far);
+            let tick_at = if clicks_waiting {
+                last_tick + self.tick
+            } else {
+                now + far
+            };
+            let wake_at = core_at.min(tick_at).max(now.min(last_tick + self.tick));
             tokio::select! {
-                _ = tick.tick() => {
-                    let commands = self.commands.drain();
-                    if !commands.is_empty() {
-                        self.raft.propose(commands.into_iter().map(Command::Int));
+                _ = tokio::time::sleep_until(wake_at) => {
+                    if clicks_waiting && tokio::time::Instant::now() >= tick_at {
+                        last_tick = tokio::time::Instant::now();
+                        clicks_waiting = false;
+                        let commands = self.commands.drain();
+                        if !commands.is_empty() {
+                            self.raft.propose(commands.into_iter().map(Command::Int));
+                        }
                     }
+                }
+                _ = pushed.notified() => {
+                    clicks_waiting = true;
+                    continue;
                 }
                 ev = events.recv() => {
                     let Some(ev) = ev else { break };
@@ -232,7 +258,7 @@ impl Actor {
         }
     }
 
-    fn publish_status(&self) {
+    pub fn publish_status(&self) {
         let r = &self.raft;
         let s = NodeStatus {
             id: r.id(),

@@ -296,6 +296,8 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
                     log_file,
                     trace,
                 };
+                // status() answers from the board: fill it before start() returns.
+                actor.publish_status();
                 let _ = ready_tx.send(Ok(()));
                 // On a worker, next to the timer and the sockets: run inside
                 // block_on, every tick and every RPC would cost a thread hop.

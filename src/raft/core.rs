@@ -267,17 +267,43 @@ impl Raft {
     pub fn is_log_empty(&self) -> bool {
         self.log.is_empty()
     }
-    /// When `service_actions` next has timed work (election or heartbeat).
+    /// The earliest time at which `service_actions` has timed work to do
+    /// (an election, a heartbeat, a check-quorum round, a retry, a request
+    /// to give up on). Between events the runtime may sleep until then;
+    /// calling `service_actions` earlier is always harmless.
     pub fn next_deadline(&self) -> Duration {
-        match self.mode {
-            Mode::Leader => self
-                .progress
-                .values()
-                .filter_map(|p| p.last_sent)
-                .min()
-                .map_or(Duration::ZERO, |t| t + self.cfg.heartbeat_interval),
-            _ => self.election_deadline,
+        let mut d = Duration::MAX;
+        if let Some(oldest) = self.pending.values().map(Pending::sent_at).min() {
+            d = d.min(oldest + self.cfg.request_timeout);
         }
+        match self.mode {
+            Mode::Leader => {
+                if self.cfg.check_quorum && self.cfg.static_leader.is_none() {
+                    d = d.min(self.quorum_check_at);
+                }
+                for pr in self.progress.values() {
+                    let heartbeat = pr
+                        .last_sent
+                        .map_or(Duration::ZERO, |t| t + self.cfg.heartbeat_interval);
+                    if pr.inflight.is_none() || pr.is_rust {
+                        d = d.min(heartbeat.max(pr.retry_at));
+                    }
+                }
+                if !self.proposals.is_empty() {
+                    return Duration::ZERO;
+                }
+            }
+            Mode::Follower | Mode::PreCandidate | Mode::Candidate => {
+                if self.cfg.static_leader.is_none() {
+                    d = d.min(self.election_deadline);
+                }
+                let forwarding = !self.proposals.is_empty() || self.forward_retry.is_some();
+                if forwarding && self.forward_inflight.is_none() && self.leader_id.is_some() {
+                    d = d.min(self.forward_retry_at);
+                }
+            }
+        }
+        d
     }
 
     // ----- what the runtime takes after each call -----
@@ -764,6 +790,21 @@ impl Raft {
             && pr.state == ProgressState::Replicate
         {
             return None;
+        }
+        if pr.is_rust && !has_new && pr.state == ProgressState::Replicate {
+            // A Rust follower that matches us and has nothing new gets a
+            // nil-entries heartbeat: it caps the commit index by what it
+            // knows it shares with us.
+            if let Some(c) = commit {
+                pr.commit_sent = Some(c);
+            }
+            let rpc = Rpc::AppendEntries(AppendEntries {
+                entries: None,
+                term,
+                commit_index: commit,
+                all_log: false,
+            });
+            return Some(self.send_append(to, rpc, None, None, false, true, now));
         }
         let (from, all_log) = if next <= first {
             (first, true)
