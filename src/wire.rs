@@ -272,6 +272,170 @@ pub fn call_body(method: &str, params: Vec<Value>) -> Result<String, String> {
     Ok(int_tags(format!("<?xml version='1.0'?>\n{xml}\n")))
 }
 
+/// `call_body(rpc.method(), rpc_params(rpc)?)`, byte for byte, written
+/// straight into one pre-sized `String` (no `Value` tree, no serde): the
+/// sending path of every node. Same 32-bit checks, in the same order, with
+/// the same messages. Text commands are escaped as dxr's quick-xml does
+/// (`&<>'"` and `\r`; everything else verbatim).
+pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
+    const HEAD: &str = "<?xml version='1.0'?>\n<methodCall><methodName>";
+    let size = match rpc {
+        Rpc::AppendEntries(a) => {
+            320 + a.entries.as_ref().map_or(0, |es| {
+                es.iter()
+                    .map(|e| match &e.command {
+                        Command::Int(_) => ENTRY_BYTES,
+                        Command::Text(t) => ENTRY_BYTES + 8 + t.len() + t.len() / 4,
+                    })
+                    .sum()
+            })
+        }
+        _ => 320,
+    };
+    let mut o = String::with_capacity(size);
+    o.push_str(HEAD);
+    o.push_str(rpc.method());
+    if matches!(rpc, Rpc::IsLogEmpty) {
+        // dxr leaves out an empty `<params>` (Python reads it either way).
+        o.push_str("</methodName></methodCall>\n");
+        return Ok(o);
+    }
+    o.push_str("</methodName><params>");
+    match rpc {
+        Rpc::AppendEntries(a) => {
+            match &a.entries {
+                None => o.push_str("<param><value><nil></nil></value></param>"),
+                Some(es) => {
+                    o.push_str("<param><value><array><data>");
+                    for e in es {
+                        push_entry(&mut o, e)?;
+                    }
+                    o.push_str("</data></array></value></param>");
+                }
+            }
+            push_param_int(&mut o, Some(a.term), "term")?;
+            push_param_int(&mut o, a.commit_index, "commit_index")?;
+            o.push_str(if a.all_log {
+                "<param><value><boolean>1</boolean></value></param>"
+            } else {
+                "<param><value><boolean>0</boolean></value></param>"
+            });
+        }
+        Rpc::RequestVote(v) | Rpc::PreVote(v) => {
+            push_param_int(&mut o, Some(v.term), "term")?;
+            push_param_int(&mut o, Some(v.candidate_id), "candidate_id")?;
+            push_param_int(&mut o, v.last_log_index, "last_log_index")?;
+            push_param_int(&mut o, v.last_log_term, "last_log_term")?;
+        }
+        Rpc::IsLogEmpty => {}
+    }
+    o.push_str("</params></methodCall>\n");
+    Ok(o)
+}
+
+/// About what one entry with an int command takes on the wire.
+const ENTRY_BYTES: usize = 200;
+
+/// The 32-bit check of [`int`], without building a `Value`.
+fn checked(n: u64, what: &str) -> Result<u32, String> {
+    if n > WIRE_MAX {
+        return Err(format!("{what} {n} does not fit the wire's 32-bit int"));
+    }
+    Ok(n as u32)
+}
+
+/// Decimal digits of `n`, as `Display` writes them.
+fn push_u32(o: &mut String, mut n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        o.push(char::from(b));
+    }
+}
+
+fn push_i32(o: &mut String, n: i32) {
+    if n < 0 {
+        o.push('-');
+    }
+    push_u32(o, n.unsigned_abs());
+}
+
+/// `<value><int>n</int></value>` or `<value><nil></nil></value>`; checked
+/// before anything is written.
+fn push_value_int(o: &mut String, n: Option<u64>, what: &str) -> Result<(), String> {
+    match n {
+        Some(n) => {
+            let n = checked(n, what)?;
+            o.push_str("<value><int>");
+            push_u32(o, n);
+            o.push_str("</int></value>");
+        }
+        None => o.push_str("<value><nil></nil></value>"),
+    }
+    Ok(())
+}
+
+fn push_param_int(o: &mut String, n: Option<u64>, what: &str) -> Result<(), String> {
+    o.push_str("<param>");
+    push_value_int(o, n, what)?;
+    o.push_str("</param>");
+    Ok(())
+}
+
+/// One entry struct, members sorted by name as dxr's `BTreeMap` writes them;
+/// term is checked before index, as in `entry_to`.
+fn push_entry(o: &mut String, e: &WireEntry) -> Result<(), String> {
+    let term = checked(e.term, "term")?;
+    let index = e.index.map(|i| checked(i, "index")).transpose()?;
+    o.push_str("<value><struct><member><name>command</name><value>");
+    match &e.command {
+        Command::Int(c) => {
+            o.push_str("<int>");
+            push_i32(o, *c);
+            o.push_str("</int>");
+        }
+        Command::Text(t) => {
+            o.push_str("<string>");
+            push_escaped(o, t);
+            o.push_str("</string>");
+        }
+    }
+    o.push_str("</value></member><member><name>index</name>");
+    push_value_int(o, index.map(u64::from), "index")?;
+    o.push_str("</member><member><name>term</name><value><int>");
+    push_u32(o, term);
+    o.push_str("</int></value></member></struct></value>");
+    Ok(())
+}
+
+/// Text content as quick-xml writes it at dxr's `QuoteLevel::Full`.
+fn push_escaped(o: &mut String, t: &str) {
+    let mut from = 0;
+    for (i, b) in t.bytes().enumerate() {
+        let rep = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'\'' => "&apos;",
+            b'"' => "&quot;",
+            b'\r' => "&#13;",
+            _ => continue,
+        };
+        o.push_str(&t[from..i]);
+        o.push_str(rep);
+        from = i + 1;
+    }
+    o.push_str(&t[from..]);
+}
+
 /// Parse a response body: the value, or the peer's Fault.
 pub fn parse_response(body: &str) -> Result<Result<Value, Fault>, String> {
     match dxr_client::utils::response_to_result(body) {
@@ -372,6 +536,144 @@ mod tests {
     fn overflow_is_an_error() {
         assert!(int(WIRE_MAX, "term").is_ok());
         assert!(int(WIRE_MAX + 1, "term").is_err());
+    }
+
+    fn dxr_body(rpc: &Rpc) -> Result<String, String> {
+        rpc_params(rpc).and_then(|p| call_body(rpc.method(), p))
+    }
+
+    fn text(term: u64, index: Option<u64>, t: &str) -> WireEntry {
+        WireEntry {
+            term,
+            index,
+            command: Command::Text(t.into()),
+        }
+    }
+
+    fn int_entry(term: u64, index: Option<u64>, c: i32) -> WireEntry {
+        WireEntry {
+            term,
+            index,
+            command: Command::Int(c),
+        }
+    }
+
+    fn append(entries: Option<Vec<WireEntry>>, term: u64, commit: Option<u64>, all: bool) -> Rpc {
+        Rpc::AppendEntries(AppendEntries {
+            entries,
+            term,
+            commit_index: commit,
+            all_log: all,
+        })
+    }
+
+    fn vote(term: u64, id: u64, li: Option<u64>, lt: Option<u64>) -> VoteRequest {
+        VoteRequest {
+            term,
+            candidate_id: id,
+            last_log_index: li,
+            last_log_term: lt,
+        }
+    }
+
+    const TRICKY: [&str; 12] = [
+        "",
+        "x",
+        "a<b>&'\"c",
+        "&amp; &lt;",
+        "]]>",
+        "  spaced  ",
+        "tab\tnl\ncr\r\ncrlf",
+        "héllo wörld ✓ 日本 🦀",
+        "<int>3</int>",
+        "\u{0}\u{1}\u{7f}\u{85}\u{2028}",
+        "'''''",
+        "\"\"",
+    ];
+
+    #[test]
+    fn fast_body_is_byte_identical_to_dxr() {
+        let max = WIRE_MAX;
+        let mut cases = vec![
+            append(None, 0, None, false),
+            append(None, max, Some(max), true),
+            append(Some(vec![]), 1, Some(0), false),
+            append(
+                Some(vec![
+                    int_entry(0, Some(0), 0),
+                    int_entry(max, Some(max), i32::MAX),
+                    int_entry(7, None, i32::MIN),
+                    int_entry(7, Some(12345), -1),
+                ]),
+                7,
+                None,
+                true,
+            ),
+            Rpc::RequestVote(vote(0, 0, None, None)),
+            Rpc::RequestVote(vote(max, max, Some(max), Some(max))),
+            Rpc::PreVote(vote(3, 2, Some(9), Some(2))),
+            Rpc::PreVote(vote(3, 2, None, None)),
+            Rpc::IsLogEmpty,
+        ];
+        for t in TRICKY {
+            cases.push(append(
+                Some(vec![text(1, Some(0), t), int_entry(1, None, 4)]),
+                1,
+                Some(1),
+                false,
+            ));
+        }
+        // Every character up to U+0800, and some beyond, one per entry.
+        let chars: Vec<char> = (0u32..0x800)
+            .chain([0xfffd, 0xfeff, 0x10000, 0x10ffff])
+            .filter_map(char::from_u32)
+            .collect();
+        cases.push(append(
+            Some(
+                chars
+                    .iter()
+                    .map(|c| text(2, Some(3), &format!("{c}{c}a{c}")))
+                    .collect(),
+            ),
+            2,
+            None,
+            false,
+        ));
+        for rpc in &cases {
+            let want = dxr_body(rpc).unwrap();
+            assert_eq!(rpc_body(rpc).unwrap(), want, "{rpc:?}");
+        }
+    }
+
+    #[test]
+    fn fast_body_refuses_what_dxr_refuses() {
+        let big = WIRE_MAX + 1;
+        let cases = vec![
+            append(None, big, None, false),
+            append(None, 1, Some(big), false),
+            append(None, big, Some(big), false),
+            append(Some(vec![int_entry(big, Some(1), 1)]), 1, None, false),
+            append(Some(vec![int_entry(1, Some(big), 1)]), 1, None, false),
+            append(Some(vec![int_entry(big, Some(big), 1)]), big, None, false),
+            append(
+                Some(vec![int_entry(1, Some(1), 1), text(1, Some(u64::MAX), "x")]),
+                1,
+                Some(big),
+                false,
+            ),
+            Rpc::RequestVote(vote(big, 1, None, None)),
+            Rpc::RequestVote(vote(1, big, None, None)),
+            Rpc::PreVote(vote(1, 1, Some(big), None)),
+            Rpc::PreVote(vote(1, 1, Some(1), Some(u64::MAX))),
+        ];
+        for rpc in &cases {
+            let want = dxr_body(rpc).unwrap_err();
+            assert!(
+                want.contains("does not fit the wire's 32-bit int"),
+                "{want}"
+            );
+            assert_eq!(rpc_body(rpc).unwrap_err(), want, "{rpc:?}");
+        }
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //!
 //! - every captured request and response parses, to exactly the values the
 //!   original sent (`append_from_params`, `parse_response`, `reply_from_value`);
-//! - Python parses every request body we build (`call_body`), nil entries,
-//!   nil index and nil commit index included, to the values we meant;
+//! - Python parses every request body we build (`call_body`, and the nodes'
+//!   byte-identical fast `rpc_body`), nil entries, nil index and nil commit
+//!   index included, to the values we meant;
 //! - a real Rust node fed the captured request bytes over raw HTTP answers
 //!   what the protocol needs, in bodies Python parses.
 //!
@@ -376,6 +377,10 @@ fn python_parses_every_request_we_build() {
         assert!(body.starts_with("<?xml version='1.0'?>"), "{body}");
         assert!(!body.contains("<i4>"), "Python writes <int>: {body}");
         assert_eq!(python_loads(&body), want, "{rpc:?}\n{body}");
+        // The nodes' fast encoder: the same bytes, so Python reads it too.
+        let fast = wire::rpc_body(&rpc).unwrap();
+        assert_eq!(fast, body, "{rpc:?}");
+        assert_eq!(python_loads(&fast), want, "{rpc:?}\n{fast}");
     }
     // The brief's literal check also runs on one body.
     let printed = run_python(
@@ -410,6 +415,7 @@ fn python_reads_our_reencoding_of_every_captured_append() {
             python_loads(&original),
             "{name}"
         );
+        assert_eq!(wire::rpc_body(&rpc).unwrap(), body_of(&rpc), "{name}");
     }
 }
 

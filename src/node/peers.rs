@@ -69,8 +69,7 @@ impl Peers {
         tokio::spawn(async move {
             // Encoded here, not on the event loop: big batches to several
             // followers are encoded in parallel, off the loop.
-            let body =
-                wire::rpc_params(&msg.rpc).and_then(|p| wire::call_body(msg.rpc.method(), p));
+            let body = wire::rpc_body(&msg.rpc);
             let (result, is_rust) = match body {
                 Ok(body) => call(&client, url, my_id, body, &msg).await,
                 Err(e) => (Err(RpcFailure::Unreachable(e)), None),
