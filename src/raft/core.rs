@@ -723,26 +723,14 @@ impl Raft {
             if !(pr.is_rust && heartbeat_due) {
                 return None;
             }
-            let rpc = Rpc::AppendEntries(AppendEntries {
-                entries: None,
-                term,
-                commit_index: commit,
-                all_log: false,
-            });
-            return Some(self.send_append(to, rpc, None, None, false, true, now));
+            return Some(self.send_heartbeat(to, commit, now));
         }
         let Some(first) = first else {
             // Nothing in the log: only heartbeats.
             if !heartbeat_due {
                 return None;
             }
-            let rpc = Rpc::AppendEntries(AppendEntries {
-                entries: None,
-                term,
-                commit_index: None,
-                all_log: false,
-            });
-            return Some(self.send_append(to, rpc, None, None, false, true, now));
+            return Some(self.send_heartbeat(to, None, now));
         };
         let last = last.expect("non-empty log");
         if pr.state == ProgressState::Probe && !pr.known_nonempty && !pr.is_rust {
@@ -798,13 +786,7 @@ impl Raft {
             if let Some(c) = commit {
                 pr.commit_sent = Some(c);
             }
-            let rpc = Rpc::AppendEntries(AppendEntries {
-                entries: None,
-                term,
-                commit_index: commit,
-                all_log: false,
-            });
-            return Some(self.send_append(to, rpc, None, None, false, true, now));
+            return Some(self.send_heartbeat(to, commit, now));
         }
         let (from, all_log) = if next <= first {
             (first, true)
@@ -831,6 +813,18 @@ impl Raft {
             all_log,
         });
         Some(self.send_append(to, rpc, Some(from), Some(to_idx), all_log, false, now))
+    }
+
+    /// `append_entries_rpc(nil, term, commit_index, false)`: the follower
+    /// caps `commit_index` by what it knows it shares with this leader.
+    fn send_heartbeat(&mut self, to: NodeId, commit_index: Option<u64>, now: Duration) -> Outbound {
+        let rpc = Rpc::AppendEntries(AppendEntries {
+            entries: None,
+            term: self.term,
+            commit_index,
+            all_log: false,
+        });
+        self.send_append(to, rpc, None, None, false, true, now)
     }
 
     #[allow(clippy::too_many_arguments)]
