@@ -8,6 +8,8 @@
 //!
 //! One test function on purpose: it sets DISPLAY for this process.
 
+mod common;
+
 use std::ffi::CString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -546,4 +548,51 @@ fn window_under_xvfb() {
     drop(otx2);
     let result = join_within(handle, "run() to return once the node stopped");
     assert!(result.is_ok(), "{result:?}");
+
+    // 8. Real node processes: a click on one node's window becomes an
+    // order replicated to every node of the cluster.
+    clicks_in_a_node_window_replicate(&display);
+}
+
+fn clicks_in_a_node_window_replicate(display: &str) {
+    let dir = common::temp_dir("window-cluster");
+    let (toml, addrs) = common::cluster_toml(3, true, false);
+    let config = dir.join("cluster.toml");
+    std::fs::write(&config, toml).unwrap();
+    let _nodes: Vec<KillOnDrop> = (0..3)
+        .map(|id| {
+            let out = std::fs::File::create(dir.join(format!("node{id}.out"))).unwrap();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_raftian"));
+            cmd.args(["node", "--ephemeral", "--id", &id.to_string()])
+                .arg("--config")
+                .arg(&config)
+                .arg("--log-dir")
+                .arg(dir.join("logs"))
+                .env("DISPLAY", display)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out);
+            if id != 1 {
+                // Node 1 has the window; the leader (0) and node 2 run headless.
+                cmd.arg("--headless");
+            }
+            KillOnDrop(cmd.spawn().expect("spawn raftian node"))
+        })
+        .collect();
+    let hp = |addr: &String| -> Option<Vec<i64>> {
+        match common::status(addr).ok()?.get("hp")? {
+            dxr::Value::Array(a) => Some(a.iter().filter_map(common::int).collect()),
+            _ => None,
+        }
+    };
+    for a in &addrs {
+        wait_for("every node to answer status()", || hp(a));
+    }
+    let wid = find_window(display, "Raftian - bob1");
+    click(display, &wid, 3, 2);
+    for a in &addrs {
+        wait_for("the window's clicks to be applied on every node", || {
+            (hp(a)? == [100, 100, 40, 100]).then_some(())
+        });
+    }
 }
