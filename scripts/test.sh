@@ -20,4 +20,11 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-cargo test --no-fail-fast "$@"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+status=0
+cargo test --no-fail-fast "$@" 2>&1 | tee "$out" || status=$?
+# One closing line over every test binary (cargo's own last line is the
+# doc-tests', which has none).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "all test binaries: %d passed, %d failed\n", p, f }' "$out"
+exit "$status"
