@@ -141,7 +141,16 @@ impl Raft {
             commit_index,
             all_log,
         });
-        Some(self.send_append(to, rpc, Some(from), Some(to_idx), all_log, false, now))
+        let sent = AppendSent {
+            to,
+            term,
+            from: Some(from),
+            last: Some(to_idx),
+            all_log,
+            heartbeat_only: false,
+            sent_at: now,
+        };
+        Some(self.send_append(rpc, sent))
     }
 
     /// `append_entries_rpc(nil, term, commit_index, false)`: the follower
@@ -158,40 +167,28 @@ impl Raft {
             commit_index,
             all_log: false,
         });
-        self.send_append(to, rpc, None, None, false, true, now)
+        let sent = AppendSent {
+            to,
+            term: self.term,
+            from: None,
+            last: None,
+            all_log: false,
+            heartbeat_only: true,
+            sent_at: now,
+        };
+        self.send_append(rpc, sent)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn send_append(
-        &mut self,
-        to: NodeId,
-        rpc: Rpc,
-        from: Option<u64>,
-        last: Option<u64>,
-        all_log: bool,
-        heartbeat_only: bool,
-        now: Duration,
-    ) -> Outbound {
+    pub(super) fn send_append(&mut self, rpc: Rpc, sent: AppendSent) -> Outbound {
         let seq = self.seq();
-        let term = self.term;
+        let to = sent.to;
         if let Some(pr) = self.progress.get_mut(&to) {
-            if !heartbeat_only {
+            if !sent.heartbeat_only {
                 pr.inflight = Some(seq);
             }
-            pr.last_sent = Some(now);
+            pr.last_sent = Some(sent.sent_at);
         }
-        self.pending.insert(
-            seq,
-            Pending::Append {
-                to,
-                term,
-                from,
-                last,
-                all_log,
-                heartbeat_only,
-                sent_at: now,
-            },
-        );
+        self.pending.insert(seq, Pending::Append(sent));
         Outbound {
             to,
             seq,
@@ -200,19 +197,22 @@ impl Raft {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_append_reply(
         &mut self,
         seq: u64,
-        to: NodeId,
-        term: u64,
-        from: Option<u64>,
-        last: Option<u64>,
-        all_log: bool,
-        heartbeat_only: bool,
+        sent: AppendSent,
         result: Result<Reply, RpcFailure>,
         now: Duration,
     ) {
+        let AppendSent {
+            to,
+            term,
+            from,
+            last,
+            all_log,
+            heartbeat_only,
+            ..
+        } = sent;
         let retry = self.cfg.retry_interval;
         let log_first = self.log.first_index().unwrap_or(0);
         let current = self.mode == Mode::Leader && term == self.term;

@@ -80,19 +80,25 @@ impl RaftConfig {
     }
 }
 
+/// An `append_entries_rpc` on its way to a follower.
+#[derive(Clone, Debug)]
+struct AppendSent {
+    to: NodeId,
+    term: u64,
+    /// First index of the batch (`None` for a heartbeat with no entries).
+    from: Option<u64>,
+    last: Option<u64>,
+    all_log: bool,
+    /// A nil-entries heartbeat beside the request in flight (or instead of
+    /// one): its answer proves the follower alive and changes nothing else.
+    heartbeat_only: bool,
+    sent_at: Duration,
+}
+
 /// What an outstanding request was for.
 #[derive(Clone, Debug)]
 enum Pending {
-    Append {
-        to: NodeId,
-        term: u64,
-        /// First index of the batch (`None` for a heartbeat with no entries).
-        from: Option<u64>,
-        last: Option<u64>,
-        all_log: bool,
-        heartbeat_only: bool,
-        sent_at: Duration,
-    },
+    Append(AppendSent),
     Probe {
         to: NodeId,
         term: u64,
@@ -114,7 +120,7 @@ enum Pending {
 impl Pending {
     fn sent_at(&self) -> Duration {
         match self {
-            Pending::Append { sent_at, .. }
+            Pending::Append(AppendSent { sent_at, .. })
             | Pending::Probe { sent_at, .. }
             | Pending::Vote { sent_at, .. }
             | Pending::Forward { sent_at, .. } => *sent_at,
@@ -422,35 +428,7 @@ impl Raft {
             self.become_follower(t, None, now);
             return self.service_actions(now);
         }
-        let mut out = Vec::new();
-        match pending {
-            Pending::Append {
-                to,
-                term,
-                from: first,
-                last,
-                all_log,
-                heartbeat_only,
-                ..
-            } => self.on_append_reply(
-                seq,
-                to,
-                term,
-                first,
-                last,
-                all_log,
-                heartbeat_only,
-                result,
-                now,
-            ),
-            Pending::Probe { to, term, .. } => self.on_probe_reply(to, term, result, now),
-            Pending::Vote { term, pre, .. } => {
-                out = self.on_vote_reply(from, term, pre, result, now);
-            }
-            Pending::Forward {
-                commands, batch, ..
-            } => self.on_forward_reply(from, batch, commands, result, now),
-        }
+        let mut out = self.dispatch(from, seq, pending, result, now);
         out.extend(self.service_actions(now));
         out
     }
@@ -476,61 +454,50 @@ impl Raft {
 
     // ----- bookkeeping -----
 
+    /// Hand a reply (or its absence) to the handler of what was sent.
+    fn dispatch(
+        &mut self,
+        from: NodeId,
+        seq: u64,
+        pending: Pending,
+        result: Result<Reply, RpcFailure>,
+        now: Duration,
+    ) -> Vec<Outbound> {
+        match pending {
+            Pending::Append(sent) => self.on_append_reply(seq, sent, result, now),
+            Pending::Probe { to, term, .. } => self.on_probe_reply(to, term, result, now),
+            Pending::Vote { term, pre, .. } => {
+                return self.on_vote_reply(from, term, pre, result, now);
+            }
+            Pending::Forward {
+                to,
+                commands,
+                batch,
+                ..
+            } => self.on_forward_reply(to, batch, commands, result, now),
+        }
+        Vec::new()
+    }
+
+    /// Requests with no answer after `request_timeout` count as timed out
+    /// (a lost vote request is simply no vote).
     fn expire_pending(&mut self, now: Duration) {
         let timeout = self.cfg.request_timeout;
-        let expired: Vec<(u64, NodeId)> = self
+        let expired: Vec<u64> = self
             .pending
             .iter()
             .filter(|(_, p)| now >= p.sent_at() + timeout)
-            .map(|(seq, p)| {
-                let to = match p {
-                    Pending::Append { to, .. }
-                    | Pending::Probe { to, .. }
-                    | Pending::Forward { to, .. } => *to,
-                    Pending::Vote { .. } => self.cfg.id,
-                };
-                (*seq, to)
-            })
+            .map(|(seq, _)| *seq)
             .collect();
-        for (seq, to) in expired {
-            // Treated as a reply that never came.
-            let _ = self.on_reply_inner_lost(to, seq, now);
-        }
-    }
-
-    fn on_reply_inner_lost(&mut self, to: NodeId, seq: u64, now: Duration) -> Option<()> {
-        let pending = self.pending.remove(&seq)?;
-        let lost = Err(RpcFailure::Timeout("no reply in time".into()));
-        match pending {
-            Pending::Append {
-                to,
-                term,
-                from,
-                last,
-                all_log,
-                heartbeat_only,
-                ..
-            } => self.on_append_reply(
-                seq,
-                to,
-                term,
-                from,
-                last,
-                all_log,
-                heartbeat_only,
-                lost,
-                now,
-            ),
-            Pending::Probe { to, term, .. } => self.on_probe_reply(to, term, lost, now),
-            Pending::Vote { .. } => {}
-            Pending::Forward {
-                commands, batch, ..
-            } => {
+        for seq in expired {
+            let Some(pending) = self.pending.remove(&seq) else {
+                continue;
+            };
+            if !matches!(pending, Pending::Vote { .. }) {
                 let lost = Err(RpcFailure::Timeout("no reply in time".into()));
-                self.on_forward_reply(to, batch, commands, lost, now);
+                let _ = self.dispatch(self.cfg.id, seq, pending, lost, now);
             }
         }
-        Some(())
     }
 
     fn note_truncate(&mut self, index: u64) {
