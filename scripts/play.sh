@@ -4,6 +4,7 @@
 #   scripts/play.sh              the paper's setup: static leader, seeded logs
 #   scripts/play.sh --election   the same five nodes electing their leader
 #   scripts/play.sh --config F   any cluster file
+# Other options go to scripts/start_cluster.sh (e.g. --ephemeral).
 # Ctrl+C stops every node cleanly (final log lines land in logs/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,19 +18,20 @@ while [ $# -gt 0 ]; do
   esac
 done
 cargo build --release --quiet
-bin=target/release/raftian
-mode=()
 if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
-  mode=(--headless)
+  extra+=(--headless)
   echo "no display: running headless. Click with e.g.  scripts/rpc.py 127.0.0.1:8001 click 3"
 fi
-pids=()
-cleanup() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-ids=$(sed -n 's/^id *= *\([0-9]*\)/\1/p' "$config")
-for id in $ids; do
-  "$bin" node --config "$config" --id "$id" "${mode[@]}" "${extra[@]}" < /dev/null &
-  pids+=($!)
-done
-echo "nodes running (pids ${pids[*]}); status:  scripts/rpc.py 127.0.0.1:8000 status ; Ctrl+C to stop"
-wait
+trap 'scripts/stop_cluster.sh --run-dir run' EXIT
+trap 'exit 130' INT TERM
+scripts/start_cluster.sh --config "$config" --bin target/release/raftian --run-dir run "${extra[@]}"
+echo "status:  scripts/rpc.py 127.0.0.1:8000 status ; Ctrl+C to stop"
+# Until Ctrl+C, or until every node has gone (e.g. all windows closed).
+any_alive() {
+  local f
+  for f in run/*.pid; do
+    [ -e "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && return 0
+  done
+  return 1
+}
+while any_alive; do sleep 1; done
