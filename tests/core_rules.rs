@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use raftian::raft::*;
 
+#[path = "support/driver.rs"]
+mod driver;
+use driver::Node;
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -34,11 +38,11 @@ fn bob_log() -> Vec<Entry> {
 }
 
 /// The paper's static setup: node 0 leads, 1..4 follow, all at term 1.
-fn static_node(id: NodeId, log: Vec<Entry>) -> Raft {
+fn static_node(id: NodeId, log: Vec<Entry>) -> Node {
     let peers = (0..5).filter(|p| *p != id).collect();
     let mut c = RaftConfig::new(id, peers);
     c.static_leader = Some(0);
-    Raft::new(c, HardState::default(), log, Duration::ZERO).unwrap()
+    Node::new(Raft::new(c, HardState::default(), log, Duration::ZERO).unwrap())
 }
 
 fn append(entries: Option<Vec<WireEntry>>, commit: Option<u64>, all_log: bool) -> AppendEntries {
@@ -50,7 +54,7 @@ fn append(entries: Option<Vec<WireEntry>>, commit: Option<u64>, all_log: bool) -
     }
 }
 
-fn indices(r: &Raft) -> Vec<u64> {
+fn indices(r: &Node) -> Vec<u64> {
     r.entries().iter().map(|e| e.index).collect()
 }
 
@@ -66,7 +70,7 @@ fn appends_to(out: &[Outbound], to: NodeId) -> Vec<&AppendEntries> {
 
 /// Deliver `out` to `followers` (by id) and feed the replies back to the
 /// leader, until nothing more is sent.
-fn pump(leader: &mut Raft, followers: &mut [Raft], mut out: Vec<Outbound>, now: Duration) {
+fn pump(leader: &mut Node, followers: &mut [Node], mut out: Vec<Outbound>, now: Duration) {
     for _ in 0..200 {
         if out.is_empty() {
             return;
@@ -277,7 +281,7 @@ fn malformed_batches_change_nothing() {
 #[test]
 fn leader_batches_queued_commands_and_walks_back_to_all_log() {
     let mut leader = static_node(0, leader_log());
-    let mut bobs: Vec<Raft> = (1..5).map(|i| static_node(i, bob_log())).collect();
+    let mut bobs: Vec<Node> = (1..5).map(|i| static_node(i, bob_log())).collect();
     leader.propose([Command::Int(1), Command::Int(2)]);
     let out = leader.service_actions(ms(5));
     assert_eq!(
@@ -297,7 +301,7 @@ fn leader_batches_queued_commands_and_walks_back_to_all_log() {
 #[test]
 fn legacy_followers_get_no_nil_heartbeats_and_each_commit_once() {
     let mut leader = static_node(0, leader_log());
-    let mut bobs: Vec<Raft> = (1..5).map(|i| static_node(i, leader_log())).collect();
+    let mut bobs: Vec<Node> = (1..5).map(|i| static_node(i, leader_log())).collect();
     leader.propose([Command::Int(1)]);
     let out = leader.service_actions(ms(5));
     pump(&mut leader, &mut bobs, out, ms(5));
@@ -369,7 +373,7 @@ fn followers_forward_commands_until_the_leader_acknowledges() {
 #[test]
 fn a_dead_follower_does_not_block_the_others() {
     let mut leader = static_node(0, leader_log());
-    let mut live: Vec<Raft> = (1..4).map(|i| static_node(i, leader_log())).collect();
+    let mut live: Vec<Node> = (1..4).map(|i| static_node(i, leader_log())).collect();
     leader.propose([Command::Int(4)]);
     let out = leader.service_actions(ms(5));
     // Node 4 never answers; everything else goes through.
@@ -389,15 +393,10 @@ fn terms_that_overflow_the_wire_are_refused() {
     assert_eq!(f.term(), 1);
 }
 
-fn election_node(id: NodeId, n: u64) -> Raft {
+fn election_node(id: NodeId, n: u64) -> Node {
     let peers = (0..n).filter(|p| *p != id).collect();
-    Raft::new(
-        RaftConfig::new(id, peers),
-        HardState::default(),
-        vec![],
-        Duration::ZERO,
-    )
-    .unwrap()
+    let cfg = RaftConfig::new(id, peers);
+    Node::new(Raft::new(cfg, HardState::default(), vec![], Duration::ZERO).unwrap())
 }
 
 #[test]

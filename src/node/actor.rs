@@ -6,6 +6,7 @@
 //! whole burst: group commit), and only then answers the RPCs and sends the
 //! new messages. Committed entries go to `raft_orders` in log order.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,66 +19,33 @@ use super::trace::Trace;
 use crate::logfile::LogFile;
 use crate::queues::{CommandReceiver, NodeStatus, OrderSender, StatusBoard};
 use crate::raft::{
-    AppendEntries, AppendReply, Command, Entry, ForwardId, NodeId, Outbound, Raft, Reply,
-    RpcFailure, VoteReply, VoteRequest,
+    Answer, Command, Entry, ForwardId, Msg, NodeId, PeerKind, PersistBatch, Raft, Reply, Rpc,
+    RpcFailure,
 };
 use crate::storage::Storage;
 use crate::wire::{FAULT_BAD_ARGS, FAULT_UNAVAILABLE};
 
+/// Where the answer to an RPC goes, once the state it reports is durable.
+pub type AnswerTx = oneshot::Sender<Result<Reply, Fault>>;
+
 pub enum Event {
-    Append {
-        req: AppendEntries,
-        sender: Option<NodeId>,
+    /// An RPC from a peer, for the core.
+    Request {
+        from: Option<NodeId>,
         forward_id: Option<ForwardId>,
-        reply: oneshot::Sender<Result<AppendReply, Fault>>,
+        rpc: Rpc,
+        reply: AnswerTx,
     },
-    Vote {
-        req: VoteRequest,
-        pre: bool,
-        reply: oneshot::Sender<Result<VoteReply, Fault>>,
-    },
-    IsLogEmpty {
-        reply: oneshot::Sender<bool>,
-    },
+    /// A peer's answer to a request the core sent.
     Reply {
         from: NodeId,
         seq: u64,
         result: Result<Reply, RpcFailure>,
-        is_rust: Option<bool>,
+        kind: Option<PeerKind>,
     },
     LogSnapshot {
         reply: oneshot::Sender<Vec<Entry>>,
     },
-}
-
-/// An answer held back until the state it reports is on disk.
-enum Answer {
-    Append(
-        oneshot::Sender<Result<AppendReply, Fault>>,
-        Result<AppendReply, Fault>,
-    ),
-    Vote(
-        oneshot::Sender<Result<VoteReply, Fault>>,
-        Result<VoteReply, Fault>,
-    ),
-    Empty(oneshot::Sender<bool>, bool),
-}
-
-impl Answer {
-    fn send(self, persist_failed: bool) {
-        let down = || Fault::new(FAULT_UNAVAILABLE, "node cannot write its state".into());
-        match self {
-            Answer::Append(tx, r) => {
-                let _ = tx.send(if persist_failed { Err(down()) } else { r });
-            }
-            Answer::Vote(tx, r) => {
-                let _ = tx.send(if persist_failed { Err(down()) } else { r });
-            }
-            Answer::Empty(tx, b) => {
-                let _ = tx.send(b);
-            }
-        }
-    }
 }
 
 pub struct Actor {
@@ -100,124 +68,151 @@ pub struct Actor {
 /// Most events handled before one persist + send round.
 const BURST: usize = 512;
 
+/// RPCs handed to the core whose answers wait for the next `Ready`.
+#[derive(Default)]
+struct Waiting {
+    next_token: u64,
+    by_token: HashMap<u64, AnswerTx>,
+}
+
+impl Waiting {
+    fn add(&mut self, tx: AnswerTx) -> u64 {
+        self.next_token += 1;
+        self.by_token.insert(self.next_token, tx);
+        self.next_token
+    }
+
+    /// Send the core's answers; all of them are refused when the state
+    /// they report could not be made durable.
+    fn answer(&mut self, answers: Vec<Answer>, persisted: bool) {
+        for Answer { token, result } in answers {
+            let Some(tx) = self.by_token.remove(&token) else {
+                continue;
+            };
+            let r = match result {
+                _ if !persisted => Err(Fault::new(
+                    FAULT_UNAVAILABLE,
+                    "node cannot write its state".into(),
+                )),
+                Ok(reply) => Ok(reply),
+                Err(e) => Err(Fault::new(FAULT_BAD_ARGS, e.0)),
+            };
+            let _ = tx.send(r);
+        }
+    }
+}
+
 impl Actor {
     fn now(&self) -> Duration {
         self.origin.elapsed()
     }
 
+    /// One loop turn: wait for events (or the next deadline), step them
+    /// into the core, then `service_actions`, persist, answer and send,
+    /// apply, advance.
     pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>, stop: Arc<Notify>) {
-        let origin = tokio::time::Instant::from_std(self.origin);
-        let far = Duration::from_secs(3600);
-        let mut last_tick = tokio::time::Instant::now();
-        let mut clicks_waiting = false;
+        let mut wake = Wakeup::new(self.origin, self.tick);
         let pushed = self.commands.waker();
-        let mut out: Vec<Outbound> = Vec::new();
-        let mut answers: Vec<Answer> = Vec::new();
+        let mut waiting = Waiting::default();
         self.publish_status();
         loop {
-            // Sleep until the core has timed work or, when clicks wait on
-            // pygame_commands, until the next 5 ms service_actions tick: an
-            // idle node does not wake 200 times a second for nothing. Never
-            // sooner than a tick from now, so a deadline already passed
-            // cannot spin the loop.
-            let now = tokio::time::Instant::now();
-            let core_at = origin
-                .checked_add(self.raft.next_deadline())
-                .unwrap_or(now + far);
-            let tick_at = if clicks_waiting {
-                last_tick + self.tick
-            } else {
-                now + far
-            };
-            let wake_at = core_at.min(tick_at).max(now.min(last_tick + self.tick));
+            let sleep = tokio::time::sleep_until(wake.next(self.raft.next_deadline()));
             tokio::select! {
-                _ = tokio::time::sleep_until(wake_at) => {
-                    if clicks_waiting && tokio::time::Instant::now() >= tick_at {
-                        last_tick = tokio::time::Instant::now();
-                        clicks_waiting = false;
-                        let commands = self.commands.drain();
-                        if !commands.is_empty() {
-                            self.raft.propose(commands.into_iter().map(Command::Int));
-                        }
+                _ = sleep => {
+                    if wake.tick_due() {
+                        self.propose_clicks();
                     }
                 }
                 _ = pushed.notified() => {
-                    clicks_waiting = true;
+                    wake.clicks_waiting();
                     continue;
                 }
                 ev = events.recv() => {
                     let Some(ev) = ev else { break };
-                    self.handle(ev, &mut out, &mut answers);
+                    self.handle(ev, &mut waiting);
                     for _ in 0..BURST {
                         match events.try_recv() {
-                            Ok(ev) => self.handle(ev, &mut out, &mut answers),
+                            Ok(ev) => self.handle(ev, &mut waiting),
                             Err(_) => break,
                         }
                     }
                 }
                 _ = stop.notified() => break,
             }
-            let now = self.now();
-            out.extend(self.raft.service_actions(now));
-            let persist_failed = !self.persist();
-            for a in answers.drain(..) {
-                a.send(persist_failed);
-            }
-            if persist_failed {
+            if !self.process_ready(&mut waiting) {
                 error!("{}: stopping: state could not be made durable", self.name);
                 break;
             }
-            for m in out.drain(..) {
-                self.peers.send(m);
-            }
-            self.deliver_orders();
-            self.log_version.send_if_modified(|v| {
-                let changed = *v != self.raft.log_version();
-                *v = self.raft.log_version();
-                changed
-            });
-            self.publish_status();
         }
         self.finish();
     }
 
-    fn handle(&mut self, ev: Event, out: &mut Vec<Outbound>, answers: &mut Vec<Answer>) {
+    /// `service_actions`, then the turn's `Ready`: persist, answer, send,
+    /// apply, advance. False if the disk failed.
+    fn process_ready(&mut self, waiting: &mut Waiting) -> bool {
+        let now = self.now();
+        self.raft.step(now, Msg::Tick);
+        let ready = self.raft.ready();
+        let persisted = self.persist(&ready.persist);
+        waiting.answer(ready.answers, persisted);
+        if !persisted {
+            return false;
+        }
+        for m in ready.messages {
+            self.peers.send(m);
+        }
+        self.deliver_orders(ready.committed);
+        self.raft.advance();
+        self.log_version.send_if_modified(|v| {
+            let changed = *v != self.raft.log_version();
+            *v = self.raft.log_version();
+            changed
+        });
+        self.publish_status();
+        true
+    }
+
+    /// Drain `pygame_commands` into the core.
+    fn propose_clicks(&mut self) {
+        let commands = self.commands.drain();
+        if !commands.is_empty() {
+            let now = self.now();
+            let commands = commands.into_iter().map(Command::Int).collect();
+            self.raft.step(now, Msg::Propose(commands));
+        }
+    }
+
+    fn handle(&mut self, ev: Event, waiting: &mut Waiting) {
         let now = self.now();
         match ev {
-            Event::Append {
-                req,
-                sender,
+            Event::Request {
+                from,
                 forward_id,
+                rpc,
                 reply,
             } => {
-                let r = self
-                    .raft
-                    .append_entries_rpc_with_id(&req, sender, forward_id, now)
-                    .map_err(|e| Fault::new(FAULT_BAD_ARGS, e.0));
-                answers.push(Answer::Append(reply, r));
-            }
-            Event::Vote { req, pre, reply } => {
-                let r = if pre {
-                    self.raft.pre_vote_rpc(&req, now)
-                } else {
-                    self.raft.request_vote_rpc(&req, now)
-                }
-                .map_err(|e| Fault::new(FAULT_BAD_ARGS, e.0));
-                answers.push(Answer::Vote(reply, r));
-            }
-            Event::IsLogEmpty { reply } => {
-                answers.push(Answer::Empty(reply, self.raft.is_log_empty()));
+                let token = waiting.add(reply);
+                let msg = Msg::Request {
+                    token,
+                    from,
+                    forward_id,
+                    rpc,
+                };
+                self.raft.step(now, msg);
             }
             Event::Reply {
                 from,
                 seq,
                 result,
-                is_rust,
+                kind,
             } => {
-                if let Some(r) = is_rust {
-                    self.raft.note_peer_kind(from, r);
-                }
-                out.extend(self.raft.on_reply(from, seq, result, now));
+                let msg = Msg::Reply {
+                    from,
+                    seq,
+                    result,
+                    kind,
+                };
+                self.raft.step(now, msg);
             }
             Event::LogSnapshot { reply } => {
                 let _ = reply.send(self.raft.entries().to_vec());
@@ -226,17 +221,17 @@ impl Actor {
     }
 
     /// Make the core's changes durable; false if the disk failed.
-    fn persist(&mut self) -> bool {
-        let Some(batch) = self.raft.take_persist() else {
+    fn persist(&mut self, batch: &PersistBatch) -> bool {
+        if batch.is_empty() {
             return true;
-        };
+        }
         let storage = &mut self.storage;
         // block_in_place hands this worker's other tasks to another thread:
         // worth it around an fsync, pure overhead for the in-memory store.
         let r = if self.storage_blocks {
-            tokio::task::block_in_place(|| storage.persist(&batch))
+            tokio::task::block_in_place(|| storage.persist(batch))
         } else {
-            storage.persist(&batch)
+            storage.persist(batch)
         };
         match r {
             Ok(()) => true,
@@ -247,8 +242,8 @@ impl Actor {
         }
     }
 
-    fn deliver_orders(&mut self) {
-        for e in self.raft.take_orders() {
+    fn deliver_orders(&mut self, committed: Vec<Entry>) {
+        for e in committed {
             if let Command::Int(c) = e.command {
                 if let Some(t) = &self.trace {
                     t.applied(i64::from(c));
@@ -284,6 +279,58 @@ impl Actor {
             t.flush();
         }
         info!("{} stopped", self.name);
+    }
+}
+
+/// When the loop wakes: at the core's next deadline, or, while clicks wait
+/// on `pygame_commands`, at the next `service_actions` tick. An idle node
+/// does not wake 200 times a second for nothing.
+struct Wakeup {
+    origin: tokio::time::Instant,
+    tick: Duration,
+    last_tick: tokio::time::Instant,
+    clicks_waiting: bool,
+}
+
+impl Wakeup {
+    fn new(origin: Instant, tick: Duration) -> Self {
+        Wakeup {
+            origin: tokio::time::Instant::from_std(origin),
+            tick,
+            last_tick: tokio::time::Instant::now(),
+            clicks_waiting: false,
+        }
+    }
+
+    fn clicks_waiting(&mut self) {
+        self.clicks_waiting = true;
+    }
+
+    /// Never sooner than a tick from now, so a deadline already passed
+    /// cannot spin the loop.
+    fn next(&self, core_deadline: Duration) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let far = now + Duration::from_secs(3600);
+        let core_at = self.origin.checked_add(core_deadline).unwrap_or(far);
+        let tick_at = if self.clicks_waiting {
+            self.last_tick + self.tick
+        } else {
+            far
+        };
+        core_at
+            .min(tick_at)
+            .max(now.min(self.last_tick + self.tick))
+    }
+
+    /// Woken: is it the clicks' tick? Then it starts a new tick.
+    fn tick_due(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        if self.clicks_waiting && now >= self.last_tick + self.tick {
+            self.last_tick = now;
+            self.clicks_waiting = false;
+            return true;
+        }
+        false
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::actor::Event;
 use super::server::{FORWARD_HEADER, NODE_HEADER};
-use crate::raft::{NodeId, Outbound, RpcFailure};
+use crate::raft::{NodeId, Outbound, PeerKind, RpcFailure};
 use crate::wire;
 
 pub struct Peers {
@@ -60,7 +60,7 @@ impl Peers {
                 from: msg.to,
                 seq: msg.seq,
                 result: Err(RpcFailure::Unreachable("unknown peer".into())),
-                is_rust: None,
+                kind: None,
             });
             return;
         };
@@ -70,7 +70,7 @@ impl Peers {
             // Encoded here, not on the event loop: big batches to several
             // followers are encoded in parallel, off the loop.
             let body = wire::rpc_body(&msg.rpc);
-            let (result, is_rust) = match body {
+            let (result, kind) = match body {
                 Ok(body) => call(&client, url, my_id, body, &msg).await,
                 Err(e) => (Err(RpcFailure::Unreachable(e)), None),
             };
@@ -78,7 +78,7 @@ impl Peers {
                 from: msg.to,
                 seq: msg.seq,
                 result,
-                is_rust,
+                kind,
             });
         });
     }
@@ -90,7 +90,7 @@ async fn call(
     my_id: NodeId,
     body: String,
     msg: &Outbound,
-) -> (Result<crate::raft::Reply, RpcFailure>, Option<bool>) {
+) -> (Result<crate::raft::Reply, RpcFailure>, Option<PeerKind>) {
     let mut req = client
         .post(url)
         .header(CONTENT_TYPE, HeaderValue::from_static("text/xml"))
@@ -106,15 +106,15 @@ async fn call(
         Err(e) if e.is_connect() => return (Err(RpcFailure::Unreachable(e.to_string())), None),
         Err(e) => return (Err(RpcFailure::Timeout(e.to_string())), None),
     };
-    let is_rust = resp.headers().contains_key(NODE_HEADER);
+    let kind = PeerKind::from_header(resp.headers().contains_key(NODE_HEADER));
     let text = match resp.text().await {
         Ok(t) => t,
-        Err(e) => return (Err(RpcFailure::Timeout(e.to_string())), Some(is_rust)),
+        Err(e) => return (Err(RpcFailure::Timeout(e.to_string())), Some(kind)),
     };
     let result = match wire::parse_response(&text) {
         Ok(Ok(v)) => wire::reply_from_value(&msg.rpc, &v).map_err(RpcFailure::Unreachable),
         Ok(Err(f)) => Err(RpcFailure::Fault(f.code(), f.string().to_owned())),
         Err(e) => Err(RpcFailure::Unreachable(e)),
     };
-    (result, Some(is_rust))
+    (result, Some(kind))
 }

@@ -21,6 +21,7 @@ use super::actor::Event;
 use super::trace::Trace;
 use crate::game::player_from_int;
 use crate::queues::{CommandSender, SharedGame, StatusBoard};
+use crate::raft::{ForwardId, Reply, Rpc};
 use crate::wire::{self, FAULT_BAD_ARGS, FAULT_UNAVAILABLE, bad_args};
 
 /// Largest request body accepted (4 MiB: a full 4096-entry batch is ~0.6 MiB).
@@ -55,6 +56,13 @@ fn unavailable() -> Fault {
     Fault::new(FAULT_UNAVAILABLE, "node is shutting down".into())
 }
 
+fn wrong_answer(reply: Reply) -> Fault {
+    Fault::new(
+        FAULT_UNAVAILABLE,
+        format!("internal error: the core answered {reply:?}"),
+    )
+}
+
 fn sender_id(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(NODE_HEADER)
@@ -63,10 +71,23 @@ fn sender_id(headers: &HeaderMap) -> Option<u64> {
 }
 
 impl RpcHandler {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Event) -> Result<T, Fault> {
-        let (tx, rx) = oneshot::channel();
-        self.events.send(make(tx)).map_err(|_| unavailable())?;
-        rx.await.map_err(|_| unavailable())
+    /// Hand an RPC to the core and wait for its answer (given only once
+    /// the change it reports is on disk).
+    async fn call(
+        &self,
+        headers: &HeaderMap,
+        forward_id: Option<ForwardId>,
+        rpc: Rpc,
+    ) -> Result<Reply, Fault> {
+        let (reply, rx) = oneshot::channel();
+        let ev = Event::Request {
+            from: sender_id(headers),
+            forward_id,
+            rpc,
+            reply,
+        };
+        self.events.send(ev).map_err(|_| unavailable())?;
+        rx.await.map_err(|_| unavailable())?
     }
 
     fn status_value(&self) -> Value {
@@ -108,20 +129,17 @@ impl Handler for RpcHandler {
         match self.method {
             Method::Append => {
                 let req = wire::append_from_params(params)?;
-                let sender = sender_id(&headers);
                 let forward_id = headers
                     .get(FORWARD_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|s| s.parse().ok());
-                let r = self
-                    .ask(|reply| Event::Append {
-                        req,
-                        sender,
-                        forward_id,
-                        reply,
-                    })
-                    .await??;
-                wire::append_reply_value(&r).map_err(to_fault)
+                match self
+                    .call(&headers, forward_id, Rpc::AppendEntries(req))
+                    .await?
+                {
+                    Reply::Append(r) => wire::append_reply_value(&r).map_err(to_fault),
+                    other => Err(wrong_answer(other)),
+                }
             }
             Method::Vote | Method::PreVote => {
                 let pre = matches!(self.method, Method::PreVote);
@@ -131,15 +149,24 @@ impl Handler for RpcHandler {
                     "request_vote_rpc"
                 };
                 let req = wire::vote_from_params(params, name)?;
-                let r = self.ask(|reply| Event::Vote { req, pre, reply }).await??;
-                wire::vote_reply_value(&r).map_err(to_fault)
+                let rpc = if pre {
+                    Rpc::PreVote(req)
+                } else {
+                    Rpc::RequestVote(req)
+                };
+                match self.call(&headers, None, rpc).await? {
+                    Reply::Vote(r) => wire::vote_reply_value(&r).map_err(to_fault),
+                    other => Err(wrong_answer(other)),
+                }
             }
             Method::IsLogEmpty => {
                 if !params.is_empty() {
                     return Err(bad_args("is_log_empty takes no arguments"));
                 }
-                let empty = self.ask(|reply| Event::IsLogEmpty { reply }).await?;
-                Ok(Value::Boolean(empty))
+                match self.call(&headers, None, Rpc::IsLogEmpty).await? {
+                    Reply::LogEmpty(empty) => Ok(Value::Boolean(empty)),
+                    other => Err(wrong_answer(other)),
+                }
             }
             Method::Status => {
                 if !params.is_empty() {

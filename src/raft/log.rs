@@ -1,5 +1,10 @@
 //! The replicated log (raft-rs's `raft_log.rs`): consecutive entries that may
 //! start at any index (the original seeds logs at index 0 or 4).
+//!
+//! The log owns its rules: where a leader's batch conflicts with what is
+//! held, what a batch may not overwrite, and which changes storage has not
+//! seen yet (the unsaved tail and the lowest truncated index), so the core
+//! never tracks them by hand.
 
 use super::types::{Command, Entry};
 
@@ -8,10 +13,28 @@ pub struct RaftLog {
     /// Index of `entries[0]`; for an empty log, the index the next entry gets.
     first: u64,
     entries: Vec<Entry>,
+    /// Position in `entries` of the first entry storage has not been given.
+    unsaved: usize,
+    /// Lowest index dropped since storage last took the changes, when
+    /// storage may hold entries from there on.
+    truncated: Option<u64>,
+    /// Last index storage has confirmed durable (see `Raft::advance`).
+    persisted: Option<u64>,
+    /// Bumped on every change (the log file writer watches it).
+    version: u64,
+}
+
+/// What storage must do to match the log: drop every entry at or above
+/// `truncate_from`, then append `append`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unsaved {
+    pub truncate_from: Option<u64>,
+    pub append: Vec<Entry>,
 }
 
 impl RaftLog {
-    /// A log holding `entries`, which must have consecutive indices.
+    /// A log holding `entries` (already durable), which must have
+    /// consecutive indices.
     pub fn new(entries: Vec<Entry>) -> Result<Self, String> {
         let first = entries.first().map_or(0, |e| e.index);
         for (i, e) in entries.iter().enumerate() {
@@ -22,7 +45,15 @@ impl RaftLog {
                 ));
             }
         }
-        Ok(RaftLog { first, entries })
+        let persisted = entries.last().map(|e| e.index);
+        Ok(RaftLog {
+            first,
+            unsaved: entries.len(),
+            entries,
+            truncated: None,
+            persisted,
+            version: 0,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -81,35 +112,168 @@ impl RaftLog {
         &self.entries
     }
 
-    /// Append a new entry at the end; returns it.
-    pub fn append_command(&mut self, term: u64, command: Command) -> &Entry {
+    /// Changes with every change of the log.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Last index storage has confirmed durable.
+    pub fn persisted(&self) -> Option<u64> {
+        self.persisted
+    }
+
+    /// Append a new entry of `term` at the end (the leader's path).
+    pub fn append_command(&mut self, term: u64, command: Command) {
         let index = self.next_index();
-        self.entries.push(Entry {
+        self.push(Entry {
             term,
             index,
             command,
         });
-        self.entries.last().expect("just pushed")
+    }
+
+    /// Put a leader's batch into the log (Raft's `maybe_append`): the batch's
+    /// first entry must be one we hold (its anchor), or the batch must be
+    /// the leader's whole log (`all_log`), or the log is empty and the
+    /// sender appends blindly to empty logs (the original leader). Only a
+    /// conflicting suffix is dropped, never a committed entry. Returns
+    /// whether the log changed; on error nothing changed.
+    pub fn maybe_append(
+        &mut self,
+        batch: &[Entry],
+        all_log: bool,
+        blind_to_empty: bool,
+        committed: Option<u64>,
+    ) -> Result<bool, String> {
+        let Some(anchor) = batch.first() else {
+            return Ok(false);
+        };
+        let mut replaced = false;
+        if !self.matches(anchor.index, anchor.term) {
+            if all_log {
+                self.check_replace(batch, committed)?;
+                replaced = true;
+            } else if !(self.is_empty() && blind_to_empty) {
+                return Err(format!(
+                    "no entry with index {} and term {}",
+                    anchor.index, anchor.term
+                ));
+            }
+        }
+        let new = if replaced {
+            batch
+        } else {
+            let Some(pos) = self.find_conflict(batch) else {
+                return Ok(false);
+            };
+            self.check_overwrite(batch[pos].index, committed)?;
+            &batch[pos..]
+        };
+        if replaced {
+            self.clear();
+        } else if self.get(new[0].index).is_some() {
+            self.truncate_from(new[0].index);
+        }
+        for e in new {
+            self.push(e.clone());
+        }
+        Ok(true)
+    }
+
+    /// Position in `batch` of the first entry the log does not hold with the
+    /// same term (a conflict or a new entry); `None` if it holds them all.
+    pub fn find_conflict(&self, batch: &[Entry]) -> Option<usize> {
+        batch.iter().position(|e| !self.matches(e.index, e.term))
+    }
+
+    /// A whole-log batch may replace the log only if it keeps our
+    /// committed entry.
+    fn check_replace(&self, batch: &[Entry], committed: Option<u64>) -> Result<(), String> {
+        match committed {
+            Some(c)
+                if !batch
+                    .iter()
+                    .any(|e| e.index == c && self.matches(c, e.term)) =>
+            {
+                Err(format!(
+                    "all_log batch would drop committed entry {c}; refused"
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// New entries from `index` on may replace ours only above the commit
+    /// point, and may not leave a gap after our last entry.
+    fn check_overwrite(&self, index: u64, committed: Option<u64>) -> Result<(), String> {
+        if self.get(index).is_some() && committed.is_some_and(|c| index <= c) {
+            return Err(format!("would overwrite committed entry {index}"));
+        }
+        if !self.is_empty() && index > self.next_index() {
+            return Err(format!("entry {index} leaves a gap"));
+        }
+        Ok(())
     }
 
     /// Append an entry that must carry the next index (or start an empty log).
-    pub fn push(&mut self, entry: Entry) {
+    fn push(&mut self, entry: Entry) {
         if self.entries.is_empty() {
             self.first = entry.index;
         }
         debug_assert_eq!(entry.index, self.next_index());
         self.entries.push(entry);
+        self.version += 1;
     }
 
     /// Drop every entry at or after `index`.
-    pub fn truncate_from(&mut self, index: u64) {
-        let keep = index.saturating_sub(self.first) as usize;
+    fn truncate_from(&mut self, index: u64) {
+        let keep = (index.saturating_sub(self.first) as usize).min(self.entries.len());
+        self.note_dropped(keep, index);
         self.entries.truncate(keep);
+        self.version += 1;
     }
 
     /// Drop everything; the next entry pushed sets the first index.
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
+        // Storage drops all it holds: every index is at or above 0.
+        self.note_dropped(0, 0);
         self.entries.clear();
+        self.version += 1;
+    }
+
+    /// Entries from position `keep` (index `index`) go: storage must drop
+    /// them too if it was given any of them.
+    fn note_dropped(&mut self, keep: usize, index: u64) {
+        if keep < self.unsaved || index == 0 {
+            self.truncated = Some(self.truncated.map_or(index, |t| t.min(index)));
+            self.unsaved = self.unsaved.min(keep);
+        }
+        if self.persisted.is_some_and(|p| p >= index) {
+            self.persisted = index.checked_sub(1).filter(|_| keep > 0);
+        }
+    }
+
+    /// The changes storage has not been given yet; from now on they count
+    /// as given.
+    pub fn take_unsaved(&mut self) -> Unsaved {
+        let append = self.entries[self.unsaved..].to_vec();
+        self.unsaved = self.entries.len();
+        Unsaved {
+            truncate_from: self.truncated.take(),
+            append,
+        }
+    }
+
+    /// Has storage been given every change?
+    pub fn all_given(&self) -> bool {
+        self.unsaved == self.entries.len() && self.truncated.is_none()
+    }
+
+    /// Storage confirmed durable everything it was given.
+    pub fn mark_persisted(&mut self) {
+        if self.unsaved > 0 {
+            self.persisted = Some(self.entries[self.unsaved - 1].index);
+        }
     }
 }
 
@@ -125,9 +289,17 @@ mod tests {
         }
     }
 
+    fn log(entries: Vec<Entry>) -> RaftLog {
+        RaftLog::new(entries).unwrap()
+    }
+
+    fn indices(log: &RaftLog) -> Vec<(u64, u64)> {
+        log.entries().iter().map(|e| (e.index, e.term)).collect()
+    }
+
     #[test]
     fn offset_log_indexing() {
-        let log = RaftLog::new(vec![e(1, 4, 5), e(1, 5, 5), e(1, 6, 5)]).unwrap();
+        let log = log(vec![e(1, 4, 5), e(1, 5, 5), e(1, 6, 5)]);
         assert_eq!(log.first_index(), Some(4));
         assert_eq!(log.last_index(), Some(6));
         assert_eq!(log.next_index(), 7);
@@ -145,14 +317,109 @@ mod tests {
     }
 
     #[test]
-    fn truncate_and_push() {
-        let mut log = RaftLog::new(vec![e(1, 0, 9), e(1, 1, 9)]).unwrap();
-        log.truncate_from(1);
-        assert_eq!(log.last_index(), Some(0));
-        log.push(e(2, 1, 3));
-        assert_eq!(log.term_at(1), Some(2));
-        log.clear();
-        log.push(e(1, 4, 5));
-        assert_eq!(log.first_index(), Some(4));
+    fn append_after_anchor_is_unsaved_until_taken() {
+        let mut l = log(vec![e(1, 0, 9), e(1, 1, 9)]);
+        assert!(l.all_given());
+        let changed = l.maybe_append(&[e(1, 1, 9), e(2, 2, 3)], false, false, None);
+        assert_eq!(changed, Ok(true));
+        let u = l.take_unsaved();
+        assert_eq!(u.truncate_from, None);
+        assert_eq!(u.append, vec![e(2, 2, 3)]);
+        assert!(l.all_given());
+        assert_eq!(l.persisted(), Some(1));
+        l.mark_persisted();
+        assert_eq!(l.persisted(), Some(2));
+    }
+
+    #[test]
+    fn find_conflict_skips_what_is_held() {
+        let l = log(vec![e(1, 0, 9), e(1, 1, 9), e(1, 2, 9)]);
+        assert_eq!(l.find_conflict(&[e(1, 1, 9), e(1, 2, 9)]), None);
+        assert_eq!(l.find_conflict(&[e(1, 1, 9), e(2, 2, 9)]), Some(1));
+        assert_eq!(l.find_conflict(&[e(1, 2, 9), e(1, 3, 9)]), Some(1));
+    }
+
+    #[test]
+    fn duplicate_batch_changes_nothing() {
+        let mut l = log(vec![e(1, 0, 9), e(1, 1, 9)]);
+        let v = l.version();
+        assert_eq!(
+            l.maybe_append(&[e(1, 0, 9), e(1, 1, 9)], false, false, None),
+            Ok(false)
+        );
+        assert_eq!(l.version(), v);
+        assert_eq!(l.take_unsaved(), Unsaved::default());
+    }
+
+    #[test]
+    fn only_the_conflicting_suffix_goes() {
+        let mut l = log(vec![e(1, 0, 9), e(1, 1, 9), e(1, 2, 9), e(1, 3, 9)]);
+        // A stale, shorter batch that agrees removes nothing.
+        assert_eq!(
+            l.maybe_append(&[e(1, 0, 9), e(1, 1, 9)], false, false, None),
+            Ok(false)
+        );
+        assert_eq!(l.len(), 4);
+        let r = l.maybe_append(&[e(1, 1, 9), e(2, 2, 7)], false, false, Some(1));
+        assert_eq!(r, Ok(true));
+        assert_eq!(indices(&l), vec![(0, 1), (1, 1), (2, 2)]);
+        let u = l.take_unsaved();
+        assert_eq!(u.truncate_from, Some(2));
+        assert_eq!(u.append, vec![e(2, 2, 7)]);
+    }
+
+    #[test]
+    fn never_overwrites_committed_entries() {
+        let mut l = log(vec![e(1, 0, 9), e(1, 1, 9), e(1, 2, 9)]);
+        let r = l.maybe_append(&[e(1, 0, 9), e(2, 1, 7)], false, false, Some(1));
+        assert!(r.unwrap_err().contains("committed entry 1"));
+        let r = l.maybe_append(&[e(2, 0, 9)], true, false, Some(1));
+        assert!(r.unwrap_err().contains("committed entry 1"));
+        assert_eq!(l.len(), 3);
+        assert!(l.all_given(), "a refused batch changes nothing");
+    }
+
+    #[test]
+    fn all_log_replaces_a_log_without_the_anchor() {
+        let mut l = log(vec![e(1, 0, 9), e(1, 1, 9)]);
+        let r = l.maybe_append(&[e(1, 4, 5), e(1, 5, 5)], true, false, None);
+        assert_eq!(r, Ok(true));
+        assert_eq!(l.first_index(), Some(4));
+        let u = l.take_unsaved();
+        assert_eq!(u.truncate_from, Some(0), "storage drops everything");
+        assert_eq!(u.append.len(), 2);
+        assert_eq!(l.persisted(), None);
+    }
+
+    #[test]
+    fn missing_anchor_is_refused_unless_empty_and_blind() {
+        let mut l = log(vec![e(1, 0, 9)]);
+        assert!(l.maybe_append(&[e(1, 4, 5)], false, true, None).is_err());
+        let mut empty = log(vec![]);
+        assert!(
+            empty
+                .maybe_append(&[e(1, 4, 5)], false, false, None)
+                .is_err()
+        );
+        assert_eq!(
+            empty.maybe_append(&[e(1, 4, 5)], false, true, None),
+            Ok(true)
+        );
+        assert_eq!(empty.first_index(), Some(4));
+    }
+
+    #[test]
+    fn truncating_unsaved_entries_needs_no_storage_truncate() {
+        let mut l = log(vec![e(1, 0, 9)]);
+        l.append_command(1, Command::Int(1));
+        l.append_command(1, Command::Int(2));
+        // Entries 1 and 2 never reached storage: replacing 2 is an append.
+        assert_eq!(
+            l.maybe_append(&[e(1, 1, 1), e(2, 2, 3)], false, false, None),
+            Ok(true)
+        );
+        let u = l.take_unsaved();
+        assert_eq!(u.truncate_from, None);
+        assert_eq!(u.append, vec![e(1, 1, 1), e(2, 2, 3)]);
     }
 }

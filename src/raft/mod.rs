@@ -1,6 +1,10 @@
 //! The Raft core: pure state machine, no I/O (see `core`).
+//!
+//! Input goes in through [`Raft::step`] (RPCs, replies, proposals, time);
+//! output comes out as one [`Ready`] per loop turn.
 
 mod core;
+pub mod dialect;
 pub mod log;
 pub mod progress;
 pub mod quorum;

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+pub use super::dialect::PeerKind;
+
 /// A node's id in the cluster (the paper's `Server.id`).
 pub type NodeId = u64;
 
@@ -176,7 +178,7 @@ pub enum RpcFailure {
 }
 
 /// A message the core asks the runtime to send. `seq` ties the reply back to
-/// the request (see `Raft::on_reply`).
+/// the request (see [`Msg::Reply`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outbound {
     pub to: NodeId,
@@ -264,8 +266,8 @@ pub struct HardState {
     pub voted_for: Option<NodeId>,
 }
 
-/// What changed since the last `take_persist`: the runtime makes it durable
-/// before it sends any message or answers any RPC.
+/// What changed since the last `Ready`: the runtime makes it durable before
+/// it sends any message or answers any RPC.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PersistBatch {
     pub hard_state: Option<HardState>,
@@ -279,5 +281,66 @@ pub struct PersistBatch {
 impl PersistBatch {
     pub fn is_empty(&self) -> bool {
         self.hard_state.is_none() && self.truncate_from.is_none() && self.append.is_empty()
+    }
+}
+
+/// Everything that happens to a node, as input to [`crate::raft::Raft::step`].
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// Time passed: the paper's `service_actions` (timers, the leader's new
+    /// entries and replication, forwarding, apply).
+    Tick,
+    /// Commands from the game (`pygame_commands`).
+    Propose(Vec<Command>),
+    /// An RPC from a peer. Its answer comes back in [`Ready::answers`] under
+    /// `token`, to be sent only once that `Ready` is durable.
+    Request {
+        token: u64,
+        /// The sender's id when it told us (Rust nodes send a header; the
+        /// original Python nodes do not).
+        from: Option<NodeId>,
+        /// For forwarded commands from a Rust node.
+        forward_id: Option<ForwardId>,
+        rpc: Rpc,
+    },
+    /// A peer's reply (or failure) to the request the core sent with `seq`;
+    /// `kind` is what the answer showed the peer to be, when it showed it.
+    Reply {
+        from: NodeId,
+        seq: u64,
+        result: Result<Reply, RpcFailure>,
+        kind: Option<PeerKind>,
+    },
+    /// The runtime learnt which dialect a peer speaks.
+    PeerKind(NodeId, PeerKind),
+}
+
+/// The answer to a [`Msg::Request`]: a reply, or a refusal of a malformed
+/// request (which changed nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub token: u64,
+    pub result: Result<Reply, InvalidRequest>,
+}
+
+/// What the core hands the runtime once per loop turn (raft-rs's `Ready`),
+/// to be handled in this order: make `persist` durable, then send
+/// `messages` and `answers`, then apply `committed` (`raft_orders`), then
+/// call `Raft::advance`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    pub persist: PersistBatch,
+    pub messages: Vec<Outbound>,
+    pub answers: Vec<Answer>,
+    /// Newly committed entries, in log order.
+    pub committed: Vec<Entry>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_empty()
+            && self.messages.is_empty()
+            && self.answers.is_empty()
+            && self.committed.is_empty()
     }
 }

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 use raftian::raft::{
-    Command, Entry, ForwardId, HardState, Mode, NodeId, Outbound, PersistBatch, Raft, RaftConfig,
-    Reply, Rpc, RpcFailure,
+    Answer, Command, Entry, ForwardId, HardState, Mode, Msg, NodeId, Outbound, PeerKind,
+    PersistBatch, Raft, RaftConfig, Reply, Rpc, RpcFailure,
 };
 
 use crate::rng::{Rng, mix};
@@ -341,7 +341,7 @@ impl Cluster {
             .unwrap_or_else(|e| violation(self.now, format!("node {i} cannot restart: {e}")));
         for p in peers {
             if self.rust_peer[i][p as usize] {
-                raft.note_peer_kind(p, true);
+                raft.step(now, Msg::PeerKind(p, PeerKind::Rust));
             }
         }
         if raft.term() < self.nodes[i].max_term {
@@ -371,7 +371,8 @@ impl Cluster {
             }
         }
         let inc = self.nodes[i].inc;
-        self.after_call(i);
+        let (out, _) = self.after_call(i);
+        self.send(i, out);
         let offset = self.rng.below(TICK);
         self.schedule(offset, Ev::Tick { node: i, inc });
         self.tr(|| format!("node {i} boots (incarnation {inc})"));
@@ -617,12 +618,9 @@ impl Cluster {
                     return;
                 }
                 let now = self.clock(node);
-                let out = self.nodes[node]
-                    .raft
-                    .as_mut()
-                    .expect("up")
-                    .service_actions(now);
-                self.after_call(node);
+                let raft = self.nodes[node].raft.as_mut().expect("up");
+                raft.step(now, Msg::Tick);
+                let (out, _) = self.after_call(node);
                 self.send(node, out);
                 self.schedule(TICK, Ev::Tick { node, inc });
             }
@@ -640,23 +638,26 @@ impl Cluster {
                 }
                 let now = self.clock(to);
                 let raft = self.nodes[to].raft.as_mut().expect("up");
-                let result = match &rpc {
-                    Rpc::AppendEntries(a) => raft
-                        .append_entries_rpc_with_id(a, Some(from as NodeId), forward_id, now)
-                        .map(Reply::Append),
-                    Rpc::RequestVote(v) => raft.request_vote_rpc(v, now).map(Reply::Vote),
-                    Rpc::PreVote(v) => raft.pre_vote_rpc(v, now).map(Reply::Vote),
-                    Rpc::IsLogEmpty => Ok(Reply::LogEmpty(raft.is_log_empty())),
-                };
-                let result = match result {
-                    Ok(r) => r,
-                    Err(e) => violation(
+                raft.step(
+                    now,
+                    Msg::Request {
+                        token: seq,
+                        from: Some(from as NodeId),
+                        forward_id,
+                        rpc: rpc.clone(),
+                    },
+                );
+                let (out, answers) = self.after_call(to);
+                assert!(out.is_empty(), "a request sends nothing");
+                let result = match answers.into_iter().next().map(|a| a.result) {
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => violation(
                         self.now,
                         format!("node {to} refused node {from}'s request as invalid: {e}: {rpc:?}"),
                     ),
+                    None => violation(self.now, format!("node {to} did not answer {rpc:?}")),
                 };
                 self.tr(|| format!("  {to} handles #{seq} from {from}: {result:?}"));
-                self.after_call(to);
                 if self.unreliable && self.rng.chance(0.1) {
                     self.fail_back(from, from_inc, to, seq, true);
                     return;
@@ -702,13 +703,21 @@ impl Cluster {
                     self.acked_forwards.insert((to, id.incarnation, id.batch));
                 }
                 let now = self.clock(to);
-                let out = self.nodes[to].raft.as_mut().expect("up").on_reply(
-                    from as NodeId,
-                    seq,
-                    result,
+                let raft = self.nodes[to].raft.as_mut().expect("up");
+                let kind = None;
+                let from = from as NodeId;
+                raft.step(
                     now,
+                    Msg::Reply {
+                        from,
+                        seq,
+                        result,
+                        kind,
+                    },
                 );
-                self.after_call(to);
+                // The runtime runs service_actions after every burst.
+                raft.step(now, Msg::Tick);
+                let (out, _) = self.after_call(to);
                 self.send(to, out);
             }
             Ev::Client => {
@@ -752,7 +761,7 @@ impl Cluster {
     pub fn propose(&mut self, i: usize, cmd: i32) {
         if let Some(r) = self.nodes[i].raft.as_mut() {
             self.stats.proposals += 1;
-            r.propose([Command::Int(cmd)]);
+            r.step(Duration::ZERO, Msg::Propose(vec![Command::Int(cmd)]));
             self.tr(|| format!("client proposes {cmd} at node {i}"));
         }
     }
@@ -767,9 +776,10 @@ impl Cluster {
 
     // ----- persistence and invariants -----
 
-    /// What the runtime does after every call: make `take_persist` durable,
-    /// take the applied orders, then check every invariant.
-    fn after_call(&mut self, i: usize) {
+    /// What the runtime does after every call: take the `Ready`, make its
+    /// batch durable, take the applied orders, then check every invariant.
+    /// Returns the messages to send and the answers to give.
+    fn after_call(&mut self, i: usize) -> (Vec<Outbound>, Vec<Answer>) {
         let now = self.now;
         let Cluster {
             nodes,
@@ -785,10 +795,12 @@ impl Cluster {
             .raft
             .as_mut()
             .expect("after_call on a running node");
-        let batch = raft.take_persist();
-        let orders = raft.take_orders();
+        let ready = raft.ready();
+        raft.advance();
+        let orders = ready.committed;
         let mut log_touched = false;
-        if let Some(b) = batch {
+        if !ready.persist.is_empty() {
+            let b = ready.persist;
             log_touched = b.truncate_from.is_some() || !b.append.is_empty();
             persist(now, i, &mut nodes[i].disk, chain, b);
         }
@@ -1035,6 +1047,7 @@ impl Cluster {
                 }
             }
         }
+        (ready.messages, ready.answers)
     }
 
     // ----- observations for the scenarios -----

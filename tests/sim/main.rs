@@ -5,7 +5,7 @@
 //! (delay, loss, duplication, reordering, long delays, node isolation,
 //! arbitrary and non-transitive partitions; a lost call comes back as
 //! `Unreachable` only if it was never delivered, as `Timeout`, or not at
-//! all) and a simulated disk per node (every `take_persist` batch is applied
+//! all) and a simulated disk per node (every `Ready`'s batch is applied
 //! before a message leaves; a crash keeps only the disk).
 //!
 //! Checked after every step: one leader per term, one vote per node and

@@ -1,83 +1,46 @@
-//! Follower side (paper 3.3.2): taking the leader's batches, overwriting a
-//! conflicting suffix, committing what is shared, queueing forwarded commands.
+//! Follower side (paper 3.3.2): taking the leader's batches into the log
+//! and committing what is shared with the leader.
 
 use std::time::Duration;
 
 use log::{debug, warn};
 
+use super::role::FollowerState;
 use super::*;
 
 impl Raft {
-    /// `append_entries_rpc(entries, term, commit_index, all_log)`.
-    /// `sender` is the calling node's id when it told us (Rust nodes send a
-    /// header; the original Python nodes do not).
-    pub fn append_entries_rpc(
+    /// `append_entries_rpc(entries, term, commit_index, all_log)`: a batch
+    /// from the leader, or commands forwarded to us (nil indices).
+    pub(super) fn step_append(
         &mut self,
-        req: &AppendEntries,
-        sender: Option<NodeId>,
         now: Duration,
-    ) -> Result<AppendReply, InvalidRequest> {
-        self.append_entries_rpc_with_id(req, sender, None, now)
-    }
-
-    /// [`Raft::append_entries_rpc`] for forwarded commands that carry a
-    /// [`ForwardId`]: a batch already queued from that node is acknowledged
-    /// again but not queued twice.
-    pub fn append_entries_rpc_with_id(
-        &mut self,
         req: &AppendEntries,
-        sender: Option<NodeId>,
+        from: Option<NodeId>,
         forward_id: Option<ForwardId>,
-        now: Duration,
     ) -> Result<AppendReply, InvalidRequest> {
-        let batch = validate_append(req)?;
-        let sender = sender.filter(|s| *s != self.cfg.id && self.cfg.peers.contains(s));
-        match batch {
+        match validate_append(req)? {
             Batch::Forwarded(commands) => {
-                if let (Some(from), Some(id)) = (sender, forward_id) {
-                    let seen = self.forwarded_seen.get(&from);
-                    if seen.is_some_and(|s| s.incarnation == id.incarnation && id.batch <= s.batch)
-                    {
-                        debug!(
-                            "node {}: forwarded batch {id} from {from} again: dropped",
-                            self.cfg.id
-                        );
-                        return Ok(AppendReply {
-                            success: true,
-                            term: self.term,
-                        });
-                    }
-                    self.forwarded_seen.insert(from, id);
-                }
-                Ok(self.receive_forwarded(req.term, commands, now))
+                Ok(self.take_forwarded(now, req.term, commands, from, forward_id))
             }
-            Batch::Replicate(entries) => Ok(self.receive_append(req, entries, sender, now)),
+            Batch::Replicate(entries) => Ok(self.receive_append(now, req, &entries, from)),
         }
     }
 
-    pub(super) fn receive_forwarded(
+    pub(super) fn follower_deadline(&self) -> Duration {
+        let election = if self.cfg.elections() {
+            self.election_deadline
+        } else {
+            Duration::MAX
+        };
+        election.min(self.forward_deadline())
+    }
+
+    fn receive_append(
         &mut self,
-        term: u64,
-        commands: Vec<Command>,
         now: Duration,
-    ) -> AppendReply {
-        if term > self.term && self.cfg.static_leader.is_none() {
-            self.become_follower(term, None, now);
-        }
-        // A leader queues them; anyone else passes them on to its leader.
-        self.proposals.extend(commands);
-        AppendReply {
-            success: true,
-            term: self.term,
-        }
-    }
-
-    pub(super) fn receive_append(
-        &mut self,
         req: &AppendEntries,
-        entries: Vec<Entry>,
+        entries: &[Entry],
         sender: Option<NodeId>,
-        now: Duration,
     ) -> AppendReply {
         let reject = |raft: &Raft| AppendReply {
             success: false,
@@ -86,7 +49,7 @@ impl Raft {
         if req.term < self.term {
             return reject(self);
         }
-        if self.mode == Mode::Leader && req.term == self.term {
+        if self.mode() == Mode::Leader && req.term == self.term {
             warn!(
                 "node {}: another leader ({sender:?}) in my term {}: rejected",
                 self.cfg.id, self.term
@@ -94,33 +57,15 @@ impl Raft {
             return reject(self);
         }
         let leader = sender.or(self.cfg.static_leader);
-        if req.term > self.term || self.mode != Mode::Follower {
+        if req.term > self.term || self.mode() != Mode::Follower {
             self.become_follower(req.term, leader, now);
         }
-        if leader.is_some() && self.leader_id != leader {
-            self.leader_id = leader;
-            self.leader_match = None;
+        self.heard_from_leader(leader, now);
+        if let Err(why) = self.merge(entries, req.all_log, sender) {
+            debug!("node {} rejects append: {why}", self.cfg.id);
+            return reject(self);
         }
-        self.last_leader_contact = Some(now);
-        self.reset_election_timer(now);
-
-        if !entries.is_empty() {
-            match self.merge(&entries, req.all_log, sender.is_some()) {
-                Ok(()) => self.leader_match = entries.last().map(|e| e.index),
-                Err(why) => {
-                    debug!("node {} rejects append: {why}", self.cfg.id);
-                    return reject(self);
-                }
-            }
-        }
-        // Commit what the leader committed, but never past what we know we
-        // share with it.
-        if let (Some(c), Some(m)) = (req.commit_index, self.leader_match) {
-            let c = c.min(m);
-            if self.commit_index.is_none_or(|old| c > old) {
-                self.commit_index = Some(c);
-            }
-        }
+        self.follow_commit(req.commit_index);
         self.apply();
         AppendReply {
             success: true,
@@ -128,64 +73,50 @@ impl Raft {
         }
     }
 
-    /// Put a leader's batch into the log (paper 3.3.2, with Raft's rule that
-    /// only a conflicting suffix is dropped).
-    pub(super) fn merge(
+    fn follower_state(&mut self) -> &mut FollowerState {
+        match &mut self.role {
+            Role::Follower(f) => f,
+            _ => unreachable!("receive_append made this node a follower"),
+        }
+    }
+
+    fn heard_from_leader(&mut self, leader: Option<NodeId>, now: Duration) {
+        if leader.is_some() && self.leader_id != leader {
+            self.leader_id = leader;
+            self.follower_state().leader_match = None;
+        }
+        self.last_leader_contact = Some(now);
+        self.reset_election_timer(now);
+    }
+
+    /// Put a leader's batch into the log; a Rust leader's batch must be
+    /// anchored, an original leader's may fill an empty log.
+    fn merge(
         &mut self,
-        batch: &[Entry],
+        entries: &[Entry],
         all_log: bool,
-        from_rust: bool,
+        sender: Option<NodeId>,
     ) -> Result<(), String> {
-        let first = &batch[0];
-        let anchored = self.log.matches(first.index, first.term);
-        if !anchored {
-            if all_log {
-                // The batch is the leader's whole log: take it.
-                if let Some(c) = self.commit_index
-                    && !batch
-                        .iter()
-                        .any(|e| e.index == c && self.log.matches(e.index, e.term))
-                {
-                    return Err(format!(
-                        "all_log batch would drop committed entry {c}; refused"
-                    ));
-                }
-                self.log.clear();
-                self.note_truncate(0);
-            } else if self.log.is_empty() && !from_rust {
-                // The original leader sends its whole log to an empty
-                // follower without all_log: append it (the paper's rule).
-            } else {
-                return Err(format!(
-                    "no entry with index {} and term {}",
-                    first.index, first.term
-                ));
-            }
-        }
-        let mut changed = false;
-        for e in batch {
-            match self.log.term_at(e.index) {
-                Some(t) if t == e.term => continue,
-                Some(_) => {
-                    if self.commit_index.is_some_and(|c| e.index <= c) {
-                        return Err(format!("would overwrite committed entry {}", e.index));
-                    }
-                    self.log.truncate_from(e.index);
-                    self.note_truncate(e.index);
-                }
-                None => {}
-            }
-            if !self.log.is_empty() && e.index != self.log.next_index() {
-                return Err(format!("entry {} leaves a gap", e.index));
-            }
-            self.log.push(e.clone());
-            self.persist.append.push(e.clone());
-            changed = true;
-        }
-        if changed {
-            self.log_version += 1;
-        }
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return Ok(());
+        };
+        let blind = PeerKind::from_header(sender.is_some()).appends_blindly_to_empty();
+        self.log
+            .maybe_append(entries, all_log, blind, self.commit_index)?;
+        self.follower_state().leader_match = Some(last);
         Ok(())
+    }
+
+    /// Commit what the leader committed, but never past what we know we
+    /// share with it.
+    fn follow_commit(&mut self, leader_commit: Option<u64>) {
+        let shared = self.follower_state().leader_match;
+        if let (Some(c), Some(m)) = (leader_commit, shared) {
+            let c = c.min(m);
+            if self.commit_index.is_none_or(|old| c > old) {
+                self.commit_index = Some(c);
+            }
+        }
     }
 }
 
@@ -201,12 +132,10 @@ fn validate_append(req: &AppendEntries) -> Result<Batch, InvalidRequest> {
     if req.term > WIRE_MAX {
         return Err(InvalidRequest(format!("term {} is out of range", req.term)));
     }
-    let Some(entries) = &req.entries else {
-        return Ok(Batch::Replicate(Vec::new()));
+    let entries = match &req.entries {
+        Some(e) if !e.is_empty() => e,
+        _ => return Ok(Batch::Replicate(Vec::new())),
     };
-    if entries.is_empty() {
-        return Ok(Batch::Replicate(Vec::new()));
-    }
     let forwarded = entries.iter().filter(|e| e.index.is_none()).count();
     if forwarded == entries.len() {
         if req.all_log {
@@ -223,13 +152,19 @@ fn validate_append(req: &AppendEntries) -> Result<Batch, InvalidRequest> {
             "entries mix forwarded commands (nil index) with log entries".into(),
         ));
     }
+    validate_entries(req.term, entries).map(Batch::Replicate)
+}
+
+/// Log entries must be consecutive, of non-decreasing terms no newer than
+/// the request's.
+fn validate_entries(term: u64, entries: &[WireEntry]) -> Result<Vec<Entry>, InvalidRequest> {
     let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
     for e in entries {
-        let index = e.index.expect("checked above");
-        if e.term > req.term {
+        let index = e.index.expect("checked by the caller");
+        if e.term > term {
             return Err(InvalidRequest(format!(
-                "entry {index} has term {} above the request's term {}",
-                e.term, req.term
+                "entry {index} has term {} above the request's term {term}",
+                e.term
             )));
         }
         let entry = Entry {
@@ -257,5 +192,5 @@ fn validate_append(req: &AppendEntries) -> Result<Batch, InvalidRequest> {
         }
         out.push(entry);
     }
-    Ok(Batch::Replicate(out))
+    Ok(out)
 }

@@ -1,122 +1,125 @@
 //! Leader side (paper 3.3.1): new entries, one request in flight per
 //! follower, walking back on rejects, committing by majority of this term.
+//! What differs for an original Python follower is asked of its
+//! [`PeerKind`] (see `dialect.rs`).
 
 use std::time::Duration;
 
 use log::{debug, warn};
 
+use super::pending::AppendSent;
+use super::role::LeaderState;
 use super::*;
+use crate::raft::progress::Progress;
+use crate::raft::quorum;
 
 impl Raft {
-    pub(super) fn append_proposals(&mut self) {
-        if self.proposals.is_empty() {
-            return;
+    /// The leader's part of `service_actions`.
+    pub(super) fn lead(&mut self, now: Duration) {
+        self.append_proposals();
+        if self.cfg.check_quorum && self.cfg.elections() {
+            self.check_quorum(now);
         }
+        if self.mode() == Mode::Leader {
+            self.replicate_all(now);
+            self.maybe_commit();
+        }
+    }
+
+    pub(super) fn leader_deadline(&self, l: &LeaderState) -> Duration {
+        let mut d = Duration::MAX;
+        if self.cfg.check_quorum && self.cfg.elections() {
+            d = d.min(l.quorum_check_at);
+        }
+        let hb = self.cfg.heartbeat_interval;
+        l.progress
+            .values()
+            .filter_map(|p| p.next_deadline(hb))
+            .fold(d, Duration::min)
+    }
+
+    fn leader(&mut self) -> Option<&mut LeaderState> {
+        match &mut self.role {
+            Role::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    fn progress(&mut self, to: NodeId) -> Option<&mut Progress> {
+        self.leader()?.progress.get_mut(&to)
+    }
+
+    pub(super) fn append_proposals(&mut self) {
         for command in std::mem::take(&mut self.proposals) {
             if self.log.next_index() > WIRE_MAX {
                 warn!("log index would overflow the wire's 32-bit int: command dropped");
                 continue;
             }
-            let e = self.log.append_command(self.term, command).clone();
-            self.persist.append.push(e);
+            self.log.append_command(self.term, command);
         }
-        self.log_version += 1;
     }
 
-    pub(super) fn replicate_all(&mut self, now: Duration) -> Vec<Outbound> {
-        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
-        peers
-            .into_iter()
-            .filter_map(|p| self.replicate_to(p, now))
-            .collect()
+    pub(super) fn replicate_all(&mut self, now: Duration) {
+        let peers: Vec<NodeId> = match &self.role {
+            Role::Leader(l) => l.progress.keys().copied().collect(),
+            _ => return,
+        };
+        for p in peers {
+            self.replicate_to(p, now);
+        }
     }
 
     /// At most one request in flight per follower: a slow or dead follower
     /// delays only itself.
-    pub(super) fn replicate_to(&mut self, to: NodeId, now: Duration) -> Option<Outbound> {
-        let commit = self.commit_index;
-        let first = self.log.first_index();
-        let last = self.log.last_index();
-        let heartbeat = self.cfg.heartbeat_interval;
-        let max_batch = self.cfg.max_batch.max(1) as u64;
-        let term = self.term;
-        let pr = self.progress.get_mut(&to)?;
-        if now < pr.retry_at {
-            return None;
+    fn replicate_to(&mut self, to: NodeId, now: Duration) {
+        let (hb, commit) = (self.cfg.heartbeat_interval, self.commit_index);
+        let (first, last) = (self.log.first_index(), self.log.last_index());
+        let Some(pr) = self.progress(to) else { return };
+        if pr.is_paused(now) {
+            return;
         }
-        let heartbeat_due = pr.last_sent.is_none_or(|t| now >= t + heartbeat);
-        if pr.inflight.is_some() {
-            // A slow answer must not starve the follower's election timer:
-            // a Rust follower gets a nil-entries heartbeat beside the
-            // request in flight (the original followers have no timer).
-            if !(pr.is_rust && heartbeat_due) {
-                return None;
+        let due = pr.heartbeat_due(now, hb);
+        let kind = pr.kind();
+        if pr.has_inflight() {
+            // A slow answer must not starve the follower's election timer.
+            if due && kind.heartbeats_beside_inflight() {
+                self.send_heartbeat(to, commit, now);
             }
-            return Some(self.send_heartbeat(to, commit, now));
+            return;
         }
-        let Some(first) = first else {
+        let (Some(first), Some(last)) = (first, last) else {
             // Nothing in the log: only heartbeats.
-            if !heartbeat_due {
-                return None;
+            if due {
+                self.send_heartbeat(to, None, now);
             }
-            return Some(self.send_heartbeat(to, None, now));
+            return;
         };
-        let last = last.expect("non-empty log");
-        if pr.state == ProgressState::Probe && !pr.known_nonempty && !pr.is_rust {
-            // The original followers append blindly to an empty log: ask
-            // first, as the original leader does.
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            pr.inflight = Some(seq);
-            pr.last_sent = Some(now);
-            self.pending.insert(
-                seq,
-                Pending::Probe {
-                    to,
-                    term,
-                    sent_at: now,
-                },
-            );
-            return Some(Outbound {
-                to,
-                seq,
-                rpc: Rpc::IsLogEmpty,
-                forward_id: None,
-            });
+        if kind.needs_empty_probe(pr) {
+            return self.send_probe(to, now);
         }
-        let next = pr.next.clamp(first, last + 1);
-        let has_new = next <= last;
-        // The original followers reject a commit index they already have and
-        // crash on one past their log: send it once, capped by what they hold.
-        let commit_for_peer = if pr.is_rust {
-            commit
-        } else if pr.state == ProgressState::Replicate {
-            match (commit, pr.matched) {
-                (Some(c), Some(m)) => Some(c.min(m)),
-                _ => None,
+        let next = pr.next().clamp(first, last + 1);
+        let new_commit = kind.new_commit(pr, commit);
+        if next > last && pr.is_replicating() {
+            if new_commit.is_none() && !due {
+                return;
             }
-        } else {
-            // While probing, the follower may refuse the entries after
-            // taking the commit index, and then apply past its log.
-            None
-        };
-        let new_commit = commit_for_peer.filter(|c| pr.commit_sent.is_none_or(|s| *c > s));
-        if !has_new
-            && new_commit.is_none()
-            && !heartbeat_due
-            && pr.state == ProgressState::Replicate
-        {
-            return None;
-        }
-        if pr.is_rust && !has_new && pr.state == ProgressState::Replicate {
-            // A Rust follower that matches us and has nothing new gets a
-            // nil-entries heartbeat: it caps the commit index by what it
-            // knows it shares with us.
-            if let Some(c) = commit {
-                pr.commit_sent = Some(c);
+            if kind.takes_nil_heartbeats() {
+                // It caps the commit index by what it knows it shares with us.
+                if let Some(c) = commit {
+                    pr.note_commit_sent(c);
+                }
+                return self.send_heartbeat(to, commit, now);
             }
-            return Some(self.send_heartbeat(to, commit, now));
         }
+        let commit = kind.batch_commit(commit, new_commit);
+        self.send_batch(to, next, commit, now);
+    }
+
+    /// The batch `[prev] + new` from `next` on (or the whole log, flagged
+    /// `all_log`, when `next` is the first index).
+    fn send_batch(&mut self, to: NodeId, next: u64, commit: Option<u64>, now: Duration) {
+        let first = self.log.first_index().expect("non-empty log");
+        let last = self.log.last_index().expect("non-empty log");
         let (from, all_log) = if next <= first {
             (first, true)
         } else {
@@ -124,43 +127,33 @@ impl Raft {
         };
         // `max_batch` counts new entries: the anchor (prev) entry rides along,
         // so a batch of 1 still makes progress.
+        let max_batch = self.cfg.max_batch.max(1) as u64;
         let to_idx = last.min((from + max_batch - 1).max(next));
-        let entries: Vec<WireEntry> = self
-            .log
-            .slice(from, to_idx)
-            .iter()
-            .map(WireEntry::from)
-            .collect();
-        let commit_index = if pr.is_rust { commit } else { new_commit };
-        if let Some(c) = commit_index {
-            pr.commit_sent = Some(pr.commit_sent.map_or(c, |s| s.max(c)));
-        }
+        let entries = self.log.slice(from, to_idx).iter().map(WireEntry::from);
         let rpc = Rpc::AppendEntries(AppendEntries {
-            entries: Some(entries),
-            term,
-            commit_index,
+            entries: Some(entries.collect()),
+            term: self.term,
+            commit_index: commit,
             all_log,
         });
+        if let (Some(c), Some(pr)) = (commit, self.progress(to)) {
+            pr.note_commit_sent(c);
+        }
         let sent = AppendSent {
             to,
-            term,
+            term: self.term,
             from: Some(from),
             last: Some(to_idx),
             all_log,
             heartbeat_only: false,
             sent_at: now,
         };
-        Some(self.send_append(rpc, sent))
+        self.send_append(rpc, sent);
     }
 
     /// `append_entries_rpc(nil, term, commit_index, false)`: the follower
     /// caps `commit_index` by what it knows it shares with this leader.
-    pub(super) fn send_heartbeat(
-        &mut self,
-        to: NodeId,
-        commit_index: Option<u64>,
-        now: Duration,
-    ) -> Outbound {
+    pub(super) fn send_heartbeat(&mut self, to: NodeId, commit_index: Option<u64>, now: Duration) {
         let rpc = Rpc::AppendEntries(AppendEntries {
             entries: None,
             term: self.term,
@@ -176,24 +169,30 @@ impl Raft {
             heartbeat_only: true,
             sent_at: now,
         };
-        self.send_append(rpc, sent)
+        self.send_append(rpc, sent);
     }
 
-    pub(super) fn send_append(&mut self, rpc: Rpc, sent: AppendSent) -> Outbound {
-        let seq = self.seq();
-        let to = sent.to;
-        if let Some(pr) = self.progress.get_mut(&to) {
-            if !sent.heartbeat_only {
-                pr.inflight = Some(seq);
-            }
-            pr.last_sent = Some(sent.sent_at);
+    fn send_append(&mut self, rpc: Rpc, sent: AppendSent) {
+        let (to, now, heartbeat) = (sent.to, sent.sent_at, sent.heartbeat_only);
+        let seq = self.send(to, rpc, Pending::Append(sent));
+        if let Some(pr) = self.progress(to) {
+            pr.sent((!heartbeat).then_some(seq), now);
         }
-        self.pending.insert(seq, Pending::Append(sent));
-        Outbound {
+    }
+
+    fn send_probe(&mut self, to: NodeId, now: Duration) {
+        let term = self.term;
+        let seq = self.send(
             to,
-            seq,
-            rpc,
-            forward_id: None,
+            Rpc::IsLogEmpty,
+            Pending::Probe {
+                to,
+                term,
+                sent_at: now,
+            },
+        );
+        if let Some(pr) = self.progress(to) {
+            pr.sent(Some(seq), now);
         }
     }
 
@@ -204,54 +203,40 @@ impl Raft {
         result: Result<Reply, RpcFailure>,
         now: Duration,
     ) {
-        let AppendSent {
-            to,
-            term,
-            from,
-            last,
-            all_log,
-            heartbeat_only,
-            ..
-        } = sent;
         let retry = self.cfg.retry_interval;
         let log_first = self.log.first_index().unwrap_or(0);
-        let current = self.mode == Mode::Leader && term == self.term;
-        let Some(pr) = self.progress.get_mut(&to) else {
-            return;
-        };
-        if pr.inflight == Some(seq) {
-            pr.inflight = None;
-        }
+        let current = sent.term == self.term;
+        let to = sent.to;
+        let Some(pr) = self.progress(to) else { return };
+        pr.answered(seq);
         if !current {
             return;
         }
         match result {
-            Ok(Reply::Append(_)) if heartbeat_only => pr.recent_active = true,
+            Ok(Reply::Append(_)) if sent.heartbeat_only => pr.mark_active(),
             Ok(Reply::Append(r)) => {
-                pr.recent_active = true;
+                pr.mark_active();
                 if r.success {
-                    pr.on_accept(last);
+                    pr.maybe_update(sent.last);
                     self.maybe_commit();
-                } else if let Some(from) = from {
-                    if all_log {
-                        // Only a commit index the follower already had can
-                        // make it refuse its leader's whole log; that index
-                        // is never sent twice, so just send again.
-                        pr.known_nonempty = false;
-                    } else {
-                        pr.on_reject(from, log_first);
-                    }
+                } else if sent.all_log {
+                    // Only a commit index the follower already had can make
+                    // it refuse its leader's whole log; that index is never
+                    // sent twice, so just send again.
+                    pr.forget_nonempty();
+                } else if let Some(from) = sent.from {
+                    pr.maybe_decr_to(from, log_first);
                 }
             }
-            Err(RpcFailure::Fault(code, msg)) if heartbeat_only => {
-                // The original followers fault on a nil-entries heartbeat,
-                // which still shows they are alive.
+            Err(RpcFailure::Fault(code, msg)) if sent.heartbeat_only => {
+                // A follower that faults on a nil-entries heartbeat (as the
+                // original does) is still alive.
                 debug!("heartbeat to {to} answered fault {code}: {msg}");
-                pr.recent_active = true;
+                pr.mark_active();
             }
             Err(RpcFailure::Fault(code, msg)) => {
                 warn!("append to node {to} answered fault {code}: {msg}");
-                pr.recent_active = true;
+                pr.mark_active();
                 pr.on_unreachable(now, retry);
             }
             Err(RpcFailure::Unreachable(why) | RpcFailure::Timeout(why)) => {
@@ -267,6 +252,7 @@ impl Raft {
 
     pub(super) fn on_probe_reply(
         &mut self,
+        seq: u64,
         to: NodeId,
         term: u64,
         result: Result<Reply, RpcFailure>,
@@ -274,23 +260,16 @@ impl Raft {
     ) {
         let retry = self.cfg.retry_interval;
         let first = self.log.first_index().unwrap_or(0);
-        let current = self.mode == Mode::Leader && term == self.term;
-        let Some(pr) = self.progress.get_mut(&to) else {
-            return;
-        };
-        pr.inflight = None;
+        let current = term == self.term;
+        let Some(pr) = self.progress(to) else { return };
+        pr.answered(seq);
         if !current {
             return;
         }
         match result {
             Ok(Reply::LogEmpty(empty)) => {
-                pr.recent_active = true;
-                pr.known_nonempty = true;
-                if empty {
-                    // Send the whole log, flagged all_log.
-                    pr.next = first;
-                    pr.matched = None;
-                }
+                pr.mark_active();
+                pr.on_log_empty(empty, first);
             }
             other => {
                 debug!("is_log_empty on node {to} failed: {other:?}");
@@ -302,10 +281,8 @@ impl Raft {
     /// Commit the highest index a majority holds, if it is of this term
     /// (Raft 5.4.2: never by counting replicas of older terms).
     pub(super) fn maybe_commit(&mut self) {
-        if self.mode != Mode::Leader {
-            return;
-        }
-        let mut matched: Vec<Option<u64>> = self.progress.values().map(|p| p.matched).collect();
+        let Role::Leader(l) = &self.role else { return };
+        let mut matched: Vec<Option<u64>> = l.progress.values().map(Progress::matched).collect();
         matched.push(self.log.last_index());
         let Some(n) = quorum::committed_index(&mut matched) else {
             return;
@@ -319,20 +296,22 @@ impl Raft {
         }
     }
 
-    pub(super) fn check_quorum(&mut self, now: Duration) {
-        if now < self.quorum_check_at {
+    fn check_quorum(&mut self, now: Duration) {
+        let (min, voters, id) = (
+            self.cfg.election_timeout_min,
+            self.cfg.voters(),
+            self.cfg.id,
+        );
+        let Some(l) = self.leader() else { return };
+        if now < l.quorum_check_at {
             return;
         }
-        self.quorum_check_at = now + self.cfg.election_timeout_min;
-        let active = 1 + self.progress.values().filter(|p| p.recent_active).count();
-        for p in self.progress.values_mut() {
-            p.recent_active = false;
-        }
-        if !quorum::has_majority(active, self.cfg.voters()) {
+        l.quorum_check_at = now + min;
+        let heard = l.progress.values_mut().map(Progress::take_active);
+        let active = 1 + heard.filter(|a| *a).count();
+        if !quorum::has_majority(active, voters) {
             warn!(
-                "leader {} heard from only {active} of {} nodes in an election timeout: steps down",
-                self.cfg.id,
-                self.cfg.voters()
+                "leader {id} heard from only {active} of {voters} nodes in an election timeout: steps down",
             );
             self.become_follower(self.term, None, now);
         }

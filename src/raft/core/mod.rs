@@ -1,30 +1,37 @@
-//! The Raft state machine (raft-rs's `raft.rs`): roles and RPC handling.
+//! The Raft state machine (raft-rs's `raft.rs` + `raw_node.rs`).
 //!
-//! Plain data plus methods. Every method takes the current time (a
-//! `Duration` since any fixed origin) and returns what to send; nothing here
-//! touches a socket, a thread, a clock or a disk. After every call the
-//! runtime must make [`Raft::take_persist`] durable before it sends the
-//! returned messages or answers the RPC.
+//! One entry point for input, [`Raft::step`], and one output value per loop
+//! turn, [`Raft::ready`] then [`Raft::advance`]. Every call takes the
+//! current time (a `Duration` since any fixed origin); nothing here touches
+//! a socket, a thread, a clock or a disk. The runtime's loop reads:
+//! step events, step `Tick`, take the `Ready`, persist, send and answer,
+//! apply, advance.
 //!
-//! This file holds the state, the tick (`service_actions`), reply dispatch,
-//! apply and bookkeeping; the roles live beside it: `follower` (taking
-//! batches), `leader` (replication and commit), `election` (votes and role
-//! changes) and `forward` (commands sent on to the leader).
+//! `step` applies Raft's term rule first (a newer term makes this node a
+//! follower of it) and then hands the message to its role: `follower`
+//! (taking batches), `leader` (replication and commit), `election` (votes
+//! and role changes) and `forward` (commands on their way to the leader,
+//! both ends).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use log::info;
 
+use super::dialect::PeerKind;
 use super::log::RaftLog;
-use super::progress::{Progress, ProgressState};
-use super::quorum;
 use super::types::*;
 
 mod election;
 mod follower;
 mod forward;
 mod leader;
+mod pending;
+mod role;
+
+use self::forward::Forwarding;
+use self::pending::{Pending, Requests};
+use self::role::Role;
 
 /// Largest term or index that fits the wire's 32-bit `<int>`.
 pub const WIRE_MAX: u64 = i32::MAX as u64;
@@ -78,53 +85,9 @@ impl RaftConfig {
     fn voters(&self) -> usize {
         self.peers.len() + 1
     }
-}
 
-/// An `append_entries_rpc` on its way to a follower.
-#[derive(Clone, Debug)]
-struct AppendSent {
-    to: NodeId,
-    term: u64,
-    /// First index of the batch (`None` for a heartbeat with no entries).
-    from: Option<u64>,
-    last: Option<u64>,
-    all_log: bool,
-    /// A nil-entries heartbeat beside the request in flight (or instead of
-    /// one): its answer proves the follower alive and changes nothing else.
-    heartbeat_only: bool,
-    sent_at: Duration,
-}
-
-/// What an outstanding request was for.
-#[derive(Clone, Debug)]
-enum Pending {
-    Append(AppendSent),
-    Probe {
-        to: NodeId,
-        term: u64,
-        sent_at: Duration,
-    },
-    Vote {
-        term: u64,
-        pre: bool,
-        sent_at: Duration,
-    },
-    Forward {
-        to: NodeId,
-        commands: Vec<Command>,
-        batch: u64,
-        sent_at: Duration,
-    },
-}
-
-impl Pending {
-    fn sent_at(&self) -> Duration {
-        match self {
-            Pending::Append(AppendSent { sent_at, .. })
-            | Pending::Probe { sent_at, .. }
-            | Pending::Vote { sent_at, .. }
-            | Pending::Forward { sent_at, .. } => *sent_at,
-        }
+    fn elections(&self) -> bool {
+        self.static_leader.is_none()
     }
 }
 
@@ -132,46 +95,27 @@ impl Pending {
 #[derive(Debug)]
 pub struct Raft {
     cfg: RaftConfig,
-    mode: Mode,
     term: u64,
     voted_for: Option<NodeId>,
     leader_id: Option<NodeId>,
     log: RaftLog,
     commit_index: Option<u64>,
     last_applied: Option<u64>,
-
-    /// Leader: one per follower.
-    progress: BTreeMap<NodeId, Progress>,
-    /// Peers known to be Rust nodes (kept across terms).
-    rust_peers: BTreeMap<NodeId, bool>,
-    /// Candidate / pre-candidate: who granted.
-    votes: BTreeMap<NodeId, bool>,
+    role: Role,
+    /// Peers' dialects, learnt from their answers (kept across terms).
+    peer_kinds: BTreeMap<NodeId, PeerKind>,
     /// Commands not yet in the log: the leader appends them at the next
     /// `service_actions`; anyone else forwards them to the leader.
     proposals: Vec<Command>,
-    forward_inflight: Option<u64>,
-    forward_retry_at: Duration,
-    /// A forwarded batch to send again, with its id (the leader drops
-    /// copies it already has).
-    forward_retry: Option<(u64, Vec<Command>)>,
-    forward_batches: u64,
-    incarnation: u64,
-    /// Leader: the last forwarded batch queued from each node.
-    forwarded_seen: BTreeMap<NodeId, ForwardId>,
-    /// Follower: last index known to match the current leader's log.
-    leader_match: Option<u64>,
-
+    fwd: Forwarding,
     election_deadline: Duration,
     last_leader_contact: Option<Duration>,
-    quorum_check_at: Duration,
-
-    pending: BTreeMap<u64, Pending>,
-    next_seq: u64,
+    requests: Requests,
     rng: u64,
-
-    persist: PersistBatch,
-    orders: Vec<Entry>,
-    log_version: u64,
+    /// The hard state last handed out to be persisted.
+    saved_hard_state: HardState,
+    /// The `Ready` being filled (its log changes live in `log`).
+    out: Ready,
 }
 
 impl Raft {
@@ -184,53 +128,46 @@ impl Raft {
     ) -> Result<Self, String> {
         let log = RaftLog::new(log)?;
         let mut raft = Raft {
-            mode: Mode::Follower,
+            role: Role::follower(),
             term: hard_state.term,
             voted_for: hard_state.voted_for,
             leader_id: None,
             log,
             commit_index: None,
             last_applied: None,
-            progress: BTreeMap::new(),
-            rust_peers: BTreeMap::new(),
-            votes: BTreeMap::new(),
+            peer_kinds: BTreeMap::new(),
             proposals: Vec::new(),
-            forward_inflight: None,
-            forward_retry_at: Duration::ZERO,
-            forward_retry: None,
-            forward_batches: 0,
-            incarnation: 0,
-            forwarded_seen: BTreeMap::new(),
-            leader_match: None,
+            fwd: Forwarding::default(),
             election_deadline: Duration::ZERO,
             last_leader_contact: None,
-            quorum_check_at: Duration::ZERO,
-            pending: BTreeMap::new(),
-            next_seq: 1,
+            requests: Requests::new(),
             rng: cfg.seed | 1,
-            persist: PersistBatch::default(),
-            orders: Vec::new(),
-            log_version: 0,
+            saved_hard_state: hard_state,
+            out: Ready::default(),
             cfg,
         };
-        raft.incarnation = raft.next_random();
-        if let Some(leader) = raft.cfg.static_leader {
-            if raft.term == 0 {
-                // The paper's nodes all start at term 1.
-                raft.term = 1;
-                raft.persist.hard_state = Some(raft.hard_state());
-            }
-            raft.leader_id = Some(leader);
-            if leader == raft.cfg.id {
-                raft.become_leader(now);
-            }
-        } else {
-            raft.reset_election_timer(now);
-            if raft.cfg.peers.is_empty() {
-                raft.campaign(now, false);
+        raft.fwd.incarnation = raft.next_random();
+        match raft.cfg.static_leader {
+            Some(leader) => raft.start_static(leader, now),
+            None => {
+                raft.reset_election_timer(now);
+                if raft.cfg.peers.is_empty() {
+                    raft.campaign(now, false);
+                }
             }
         }
         Ok(raft)
+    }
+
+    fn start_static(&mut self, leader: NodeId, now: Duration) {
+        if self.term == 0 {
+            // The paper's nodes all start at term 1.
+            self.term = 1;
+        }
+        self.leader_id = Some(leader);
+        if leader == self.cfg.id {
+            self.become_leader(now);
+        }
     }
 
     // ----- read-only views -----
@@ -239,7 +176,7 @@ impl Raft {
         self.cfg.id
     }
     pub fn mode(&self) -> Mode {
-        self.mode
+        self.role.mode()
     }
     pub fn term(&self) -> u64 {
         self.term
@@ -271,9 +208,9 @@ impl Raft {
     pub fn config(&self) -> &RaftConfig {
         &self.cfg
     }
-    /// Bumped every time the log changes (the log file writer watches it).
+    /// Changes every time the log changes (the log file writer watches it).
     pub fn log_version(&self) -> u64 {
-        self.log_version
+        self.log.version()
     }
     /// Commands waiting to be appended (leader) or forwarded (others).
     pub fn queued_commands(&self) -> usize {
@@ -283,132 +220,87 @@ impl Raft {
     pub fn is_log_empty(&self) -> bool {
         self.log.is_empty()
     }
-    /// The earliest time at which `service_actions` has timed work to do
-    /// (an election, a heartbeat, a check-quorum round, a retry, a request
-    /// to give up on). Between events the runtime may sleep until then;
-    /// calling `service_actions` earlier is always harmless.
+
+    /// The earliest time at which a `Tick` has timed work to do (an
+    /// election, a heartbeat, a check-quorum round, a retry, a request to
+    /// give up on). Between events the runtime may sleep until then; a
+    /// `Tick` earlier is always harmless.
     pub fn next_deadline(&self) -> Duration {
-        let mut d = Duration::MAX;
-        if let Some(oldest) = self.pending.values().map(Pending::sent_at).min() {
-            d = d.min(oldest + self.cfg.request_timeout);
-        }
-        match self.mode {
-            Mode::Leader => {
-                if self.cfg.check_quorum && self.cfg.static_leader.is_none() {
-                    d = d.min(self.quorum_check_at);
-                }
-                for pr in self.progress.values() {
-                    let heartbeat = pr
-                        .last_sent
-                        .map_or(Duration::ZERO, |t| t + self.cfg.heartbeat_interval);
-                    if pr.inflight.is_none() || pr.is_rust {
-                        d = d.min(heartbeat.max(pr.retry_at));
-                    }
-                }
-                if !self.proposals.is_empty() {
-                    return Duration::ZERO;
-                }
+        let timeout = self.cfg.request_timeout;
+        let d = self.requests.next_expiry(timeout).unwrap_or(Duration::MAX);
+        let role = match &self.role {
+            Role::Leader(_) if !self.proposals.is_empty() => Duration::ZERO,
+            Role::Leader(l) => self.leader_deadline(l),
+            _ => self.follower_deadline(),
+        };
+        d.min(role)
+    }
+
+    // ----- input -----
+
+    /// Everything that happens to the node comes in here.
+    pub fn step(&mut self, now: Duration, msg: Msg) {
+        match msg {
+            Msg::Tick => self.service_actions(now),
+            Msg::Propose(commands) => self.proposals.extend(commands),
+            Msg::PeerKind(peer, kind) => self.note_peer_kind(peer, kind),
+            Msg::Request {
+                token,
+                from,
+                forward_id,
+                rpc,
+            } => {
+                let result = self.step_request(now, from, forward_id, rpc);
+                self.out.answers.push(Answer { token, result });
             }
-            Mode::Follower | Mode::PreCandidate | Mode::Candidate => {
-                if self.cfg.static_leader.is_none() {
-                    d = d.min(self.election_deadline);
+            Msg::Reply {
+                from,
+                seq,
+                result,
+                kind,
+            } => {
+                if let Some(kind) = kind {
+                    self.note_peer_kind(from, kind);
                 }
-                let forwarding = !self.proposals.is_empty() || self.forward_retry.is_some();
-                if forwarding && self.forward_inflight.is_none() && self.leader_id.is_some() {
-                    d = d.min(self.forward_retry_at);
-                }
-            }
-        }
-        d
-    }
-
-    // ----- what the runtime takes after each call -----
-
-    /// Changes to make durable before sending or answering anything.
-    pub fn take_persist(&mut self) -> Option<PersistBatch> {
-        if self.persist.is_empty() {
-            None
-        } else {
-            Some(std::mem::take(&mut self.persist))
-        }
-    }
-
-    /// Committed entries to put on `raft_orders`, in log order.
-    pub fn take_orders(&mut self) -> Vec<Entry> {
-        std::mem::take(&mut self.orders)
-    }
-
-    /// The runtime learnt whether a peer is a Rust node (our header on its
-    /// reply) or an original Python node.
-    pub fn note_peer_kind(&mut self, peer: NodeId, is_rust: bool) {
-        self.rust_peers.insert(peer, is_rust);
-        if let Some(p) = self.progress.get_mut(&peer) {
-            p.is_rust = is_rust;
-        }
-    }
-
-    // ----- inbound RPCs -----
-
-    /// Commands from the game (`pygame_commands`): the leader appends them
-    /// at the next `service_actions`, a follower forwards them.
-    pub fn propose(&mut self, commands: impl IntoIterator<Item = Command>) {
-        self.proposals.extend(commands);
-    }
-
-    // ----- the tick -----
-
-    /// The paper's `service_actions`: timers (elections, heartbeats), the
-    /// leader's new entries and replication, forwarding, and apply.
-    pub fn service_actions(&mut self, now: Duration) -> Vec<Outbound> {
-        let mut out = Vec::new();
-        self.expire_pending(now);
-        match self.mode {
-            Mode::Follower | Mode::PreCandidate | Mode::Candidate => {
-                if self.cfg.static_leader.is_none() && now >= self.election_deadline {
-                    let pre = self.cfg.pre_vote;
-                    out.extend(self.campaign(now, pre));
-                }
-                out.extend(self.forward(now));
-            }
-            Mode::Leader => {
-                self.append_proposals();
-                if self.cfg.check_quorum && self.cfg.static_leader.is_none() {
-                    self.check_quorum(now);
-                }
-                if self.mode == Mode::Leader {
-                    out.extend(self.replicate_all(now));
-                    self.maybe_commit();
-                }
+                self.step_reply(now, from, seq, result);
             }
         }
-        self.apply();
-        out
     }
 
-    /// A peer's reply (or failure) to a request sent with `seq`. Returns
-    /// what to send next.
-    pub fn on_reply(
+    fn step_request(
         &mut self,
+        now: Duration,
+        from: Option<NodeId>,
+        forward_id: Option<ForwardId>,
+        rpc: Rpc,
+    ) -> Result<Reply, InvalidRequest> {
+        // A sender we do not know is no sender: it gets no special trust.
+        let from = from.filter(|s| *s != self.cfg.id && self.cfg.peers.contains(s));
+        match rpc {
+            Rpc::AppendEntries(req) => self
+                .step_append(now, &req, from, forward_id)
+                .map(Reply::Append),
+            Rpc::RequestVote(req) => self.step_vote(now, &req, false).map(Reply::Vote),
+            Rpc::PreVote(req) => self.step_vote(now, &req, true).map(Reply::Vote),
+            Rpc::IsLogEmpty => Ok(Reply::LogEmpty(self.log.is_empty())),
+        }
+    }
+
+    /// A peer's answer (or its absence) to request `seq`. Raft's term rule
+    /// first: any reply carrying a newer term makes us a follower of it.
+    fn step_reply(
+        &mut self,
+        now: Duration,
         from: NodeId,
         seq: u64,
         result: Result<Reply, RpcFailure>,
-        now: Duration,
-    ) -> Vec<Outbound> {
-        let Some(pending) = self.pending.remove(&seq) else {
-            return Vec::new();
+    ) {
+        let Some(pending) = self.requests.take(seq) else {
+            return;
         };
-        // Any reply carrying a newer term makes us a follower of that term.
-        let reply_term = match &result {
-            Ok(Reply::Append(r)) => Some(r.term),
-            Ok(Reply::Vote(r)) if !r.vote_granted => Some(r.term),
-            Ok(Reply::Vote(r)) if !matches!(pending, Pending::Vote { pre: true, .. }) => {
-                Some(r.term)
-            }
-            _ => None,
-        };
-        if let Some(t) = reply_term
+        if let Some(t) = pending.reply_term(&result)
             && t > self.term
-            && self.cfg.static_leader.is_none()
+            && self.cfg.elections()
         {
             info!(
                 "node {} sees term {t} from node {from}: steps down",
@@ -418,19 +310,107 @@ impl Raft {
                 commands, batch, ..
             } = pending
             {
-                self.forward_inflight = None;
-                // Acknowledged by a node of a newer term: it has them, so
-                // sending them again would append them twice.
-                if !matches!(result, Ok(Reply::Append(AppendReply { success: true, .. }))) {
-                    self.forward_retry = Some((batch, commands));
-                }
+                self.forward_answered_by_newer_term(batch, commands, &result);
             }
             self.become_follower(t, None, now);
-            return self.service_actions(now);
+            return;
         }
-        let mut out = self.dispatch(from, seq, pending, result, now);
-        out.extend(self.service_actions(now));
-        out
+        self.dispatch(from, seq, pending, result, now);
+    }
+
+    /// Hand a reply (or its absence) to the handler of what was sent.
+    fn dispatch(
+        &mut self,
+        from: NodeId,
+        seq: u64,
+        pending: Pending,
+        result: Result<Reply, RpcFailure>,
+        now: Duration,
+    ) {
+        match pending {
+            Pending::Append(sent) => self.on_append_reply(seq, sent, result, now),
+            Pending::Probe { to, term, .. } => self.on_probe_reply(seq, to, term, result, now),
+            Pending::Vote { term, pre, .. } => self.on_vote_reply(from, term, pre, result, now),
+            Pending::Forward {
+                to,
+                commands,
+                batch,
+                ..
+            } => self.on_forward_reply(to, batch, commands, result, now),
+        }
+    }
+
+    /// The peer answered with (or without) our header.
+    fn note_peer_kind(&mut self, peer: NodeId, kind: PeerKind) {
+        self.peer_kinds.insert(peer, kind);
+        if let Role::Leader(l) = &mut self.role
+            && let Some(p) = l.progress.get_mut(&peer)
+        {
+            p.set_kind(kind);
+        }
+    }
+
+    fn peer_kind(&self, peer: NodeId) -> PeerKind {
+        self.peer_kinds
+            .get(&peer)
+            .copied()
+            .unwrap_or(PeerKind::Original)
+    }
+
+    // ----- output -----
+
+    /// Is there anything to persist, send, answer or apply?
+    pub fn has_ready(&self) -> bool {
+        !self.out.is_empty() || !self.log.all_given() || self.hard_state() != self.saved_hard_state
+    }
+
+    /// Take what this turn produced. The runtime makes `persist` durable
+    /// before it sends or answers anything, then calls [`Raft::advance`].
+    pub fn ready(&mut self) -> Ready {
+        let hs = self.hard_state();
+        let hard_state = (hs != self.saved_hard_state).then_some(hs);
+        self.saved_hard_state = hs;
+        let unsaved = self.log.take_unsaved();
+        let mut ready = std::mem::take(&mut self.out);
+        ready.persist = PersistBatch {
+            hard_state,
+            truncate_from: unsaved.truncate_from,
+            append: unsaved.append,
+        };
+        ready
+    }
+
+    /// The last `Ready` is durable (and sent and applied).
+    pub fn advance(&mut self) {
+        self.log.mark_persisted();
+    }
+
+    // ----- the tick -----
+
+    /// The paper's `service_actions`: timers (elections, heartbeats), the
+    /// leader's new entries and replication, forwarding, and apply.
+    fn service_actions(&mut self, now: Duration) {
+        self.expire_requests(now);
+        if self.mode() == Mode::Leader {
+            self.lead(now);
+        } else {
+            if self.cfg.elections() && now >= self.election_deadline {
+                self.campaign(now, self.cfg.pre_vote);
+            }
+            self.forward(now);
+        }
+        self.apply();
+    }
+
+    /// Requests with no answer after `request_timeout` count as timed out
+    /// (a lost vote request is simply no vote).
+    fn expire_requests(&mut self, now: Duration) {
+        for (seq, pending) in self.requests.take_expired(now, self.cfg.request_timeout) {
+            if !matches!(pending, Pending::Vote { .. }) {
+                let lost = Err(RpcFailure::Timeout("no reply in time".into()));
+                self.dispatch(self.cfg.id, seq, pending, lost, now);
+            }
+        }
     }
 
     // ----- apply (paper 3.4) -----
@@ -448,65 +428,21 @@ impl Raft {
         let entries = self.log.slice(from, commit);
         if let Some(last) = entries.last() {
             self.last_applied = Some(last.index);
-            self.orders.extend_from_slice(entries);
+            self.out.committed.extend_from_slice(entries);
         }
     }
 
     // ----- bookkeeping -----
 
-    /// Hand a reply (or its absence) to the handler of what was sent.
-    fn dispatch(
-        &mut self,
-        from: NodeId,
-        seq: u64,
-        pending: Pending,
-        result: Result<Reply, RpcFailure>,
-        now: Duration,
-    ) -> Vec<Outbound> {
-        match pending {
-            Pending::Append(sent) => self.on_append_reply(seq, sent, result, now),
-            Pending::Probe { to, term, .. } => self.on_probe_reply(to, term, result, now),
-            Pending::Vote { term, pre, .. } => {
-                return self.on_vote_reply(from, term, pre, result, now);
-            }
-            Pending::Forward {
-                to,
-                commands,
-                batch,
-                ..
-            } => self.on_forward_reply(to, batch, commands, result, now),
-        }
-        Vec::new()
-    }
-
-    /// Requests with no answer after `request_timeout` count as timed out
-    /// (a lost vote request is simply no vote).
-    fn expire_pending(&mut self, now: Duration) {
-        let timeout = self.cfg.request_timeout;
-        let expired: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| now >= p.sent_at() + timeout)
-            .map(|(seq, _)| *seq)
-            .collect();
-        for seq in expired {
-            let Some(pending) = self.pending.remove(&seq) else {
-                continue;
-            };
-            if !matches!(pending, Pending::Vote { .. }) {
-                let lost = Err(RpcFailure::Timeout("no reply in time".into()));
-                let _ = self.dispatch(self.cfg.id, seq, pending, lost, now);
-            }
-        }
-    }
-
-    fn note_truncate(&mut self, index: u64) {
-        self.persist.append.retain(|e| e.index < index);
-        if self.persist.append.is_empty() {
-            self.persist.truncate_from =
-                Some(self.persist.truncate_from.map_or(index, |t| t.min(index)));
-        }
-        self.log_version += 1;
+    fn send(&mut self, to: NodeId, rpc: Rpc, pending: Pending) -> u64 {
+        let seq = self.requests.add(pending);
+        self.out.messages.push(Outbound {
+            to,
+            seq,
+            rpc,
+            forward_id: None,
+        });
+        seq
     }
 
     fn reset_election_timer(&mut self, now: Duration) {
@@ -526,116 +462,7 @@ impl Raft {
         self.rng = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-
-    fn seq(&mut self) -> u64 {
-        let s = self.next_seq;
-        self.next_seq += 1;
-        s
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    /// Deliver `out` from `from` to `to` and the replies back; returns what
-    /// the sender sends next.
-    fn pump(from: &mut Raft, to: &mut Raft, out: Vec<Outbound>, now: Duration) -> Vec<Outbound> {
-        let mut next = Vec::new();
-        for o in out {
-            assert_eq!(o.to, to.id());
-            let reply = match &o.rpc {
-                Rpc::AppendEntries(a) => Reply::Append(
-                    to.append_entries_rpc_with_id(a, Some(from.id()), o.forward_id, now)
-                        .unwrap(),
-                ),
-                Rpc::IsLogEmpty => Reply::LogEmpty(to.is_log_empty()),
-                other => panic!("unexpected {other:?}"),
-            };
-            next.extend(from.on_reply(to.id(), o.seq, Ok(reply), now));
-        }
-        next
-    }
-
-    /// Found by the simulation (tests/sim basic_agree seed 26, max_batch 1): the
-    /// batch limit counted the anchor entry, so a limit of 1 sent only the
-    /// anchor and replication never advanced.
-    #[test]
-    fn batch_limit_of_one_still_replicates() {
-        let mut cfg = RaftConfig::new(0, vec![1]);
-        cfg.static_leader = Some(0);
-        cfg.max_batch = 1;
-        let mut leader = Raft::new(cfg, HardState::default(), Vec::new(), ms(0)).unwrap();
-        let mut fcfg = RaftConfig::new(1, vec![0]);
-        fcfg.static_leader = Some(0);
-        let mut follower = Raft::new(fcfg, HardState::default(), Vec::new(), ms(0)).unwrap();
-        leader.note_peer_kind(1, true);
-        leader.propose((1..=3).map(Command::Int));
-        let mut out = leader.service_actions(ms(1));
-        for round in 0..20 {
-            for o in &out {
-                if let Rpc::AppendEntries(a) = &o.rpc {
-                    assert!(a.entries.as_ref().map_or(0, Vec::len) <= 2, "anchor + 1");
-                }
-            }
-            out = pump(&mut leader, &mut follower, out, ms(2 + round));
-            if out.is_empty() {
-                out = leader.service_actions(ms(100 * (round + 1)));
-            }
-        }
-        assert_eq!(follower.entries().len(), 3, "{:?}", follower.entries());
-        assert_eq!(leader.commit_index(), Some(2));
-    }
-
-    /// Found by the simulation (unreliable_churn seed 19, partitions seed
-    /// 181): a forwarded batch acknowledged by a leader whose term is newer
-    /// was forwarded again after the step-down, and a different (or an
-    /// original Python) leader would append its commands twice.
-    #[test]
-    fn forward_acknowledged_by_newer_term_is_not_resent() {
-        let mut f = Raft::new(
-            RaftConfig::new(1, vec![0, 2]),
-            HardState {
-                term: 3,
-                voted_for: None,
-            },
-            Vec::new(),
-            ms(0),
-        )
-        .unwrap();
-        let heartbeat = |term| AppendEntries {
-            entries: None,
-            term,
-            commit_index: None,
-            all_log: false,
-        };
-        f.append_entries_rpc(&heartbeat(3), Some(0), ms(1)).unwrap();
-        assert_eq!(f.leader_id(), Some(0));
-        f.propose([Command::Int(7)]);
-        let out = f.service_actions(ms(2));
-        let fwd = out
-            .iter()
-            .find(|o| o.forward_id.is_some())
-            .expect("the command is forwarded");
-        let ack = Reply::Append(AppendReply {
-            success: true,
-            term: 4,
-        });
-        f.on_reply(0, fwd.seq, Ok(ack), ms(3));
-        assert_eq!(f.term(), 4);
-        // Node 2 now leads term 4: the acknowledged command must not go there.
-        f.append_entries_rpc(&heartbeat(4), Some(2), ms(4)).unwrap();
-        for t in [5, 100, 500] {
-            let out = f.service_actions(ms(t));
-            assert!(
-                out.iter().all(|o| o.forward_id.is_none()),
-                "forwarded again: {out:?}"
-            );
-        }
-        assert_eq!(f.queued_commands(), 0);
-    }
-}
+mod tests;

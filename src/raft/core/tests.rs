@@ -1,0 +1,145 @@
+use super::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// One loop turn of the runtime after `msg`: step it, tick, take the Ready.
+fn turn(r: &mut Raft, now: Duration, msg: Msg) -> Ready {
+    r.step(now, msg);
+    r.step(now, Msg::Tick);
+    let ready = r.ready();
+    r.advance();
+    ready
+}
+
+fn request(r: &mut Raft, now: Duration, from: NodeId, o: &Outbound) -> Reply {
+    let msg = Msg::Request {
+        token: 1,
+        from: Some(from),
+        forward_id: o.forward_id,
+        rpc: o.rpc.clone(),
+    };
+    let ready = turn(r, now, msg);
+    ready.answers[0].result.clone().expect("a valid request")
+}
+
+fn reply(from: NodeId, seq: u64, reply: Reply) -> Msg {
+    Msg::Reply {
+        from,
+        seq,
+        result: Ok(reply),
+        kind: None,
+    }
+}
+
+/// Deliver `out` from `from` to `to` and the replies back; returns what
+/// the sender sends next.
+fn pump(from: &mut Raft, to: &mut Raft, out: Vec<Outbound>, now: Duration) -> Vec<Outbound> {
+    let mut next = Vec::new();
+    for o in out {
+        assert_eq!(o.to, to.id());
+        let r = request(to, now, from.id(), &o);
+        next.extend(turn(from, now, reply(to.id(), o.seq, r)).messages);
+    }
+    next
+}
+
+/// Found by the simulation (tests/sim basic_agree seed 26, max_batch 1): the
+/// batch limit counted the anchor entry, so a limit of 1 sent only the
+/// anchor and replication never advanced.
+#[test]
+fn batch_limit_of_one_still_replicates() {
+    let mut cfg = RaftConfig::new(0, vec![1]);
+    cfg.static_leader = Some(0);
+    cfg.max_batch = 1;
+    let mut leader = Raft::new(cfg, HardState::default(), Vec::new(), ms(0)).unwrap();
+    let mut fcfg = RaftConfig::new(1, vec![0]);
+    fcfg.static_leader = Some(0);
+    let mut follower = Raft::new(fcfg, HardState::default(), Vec::new(), ms(0)).unwrap();
+    leader.step(ms(0), Msg::PeerKind(1, PeerKind::Rust));
+    leader.step(ms(0), Msg::Propose((1..=3).map(Command::Int).collect()));
+    let mut out = turn(&mut leader, ms(1), Msg::Tick).messages;
+    for round in 0..20 {
+        for o in &out {
+            if let Rpc::AppendEntries(a) = &o.rpc {
+                assert!(a.entries.as_ref().map_or(0, Vec::len) <= 2, "anchor + 1");
+            }
+        }
+        out = pump(&mut leader, &mut follower, out, ms(2 + round));
+        if out.is_empty() {
+            out = turn(&mut leader, ms(100 * (round + 1)), Msg::Tick).messages;
+        }
+    }
+    assert_eq!(follower.entries().len(), 3, "{:?}", follower.entries());
+    assert_eq!(leader.commit_index(), Some(2));
+}
+
+/// Found by the simulation (unreliable_churn seed 19, partitions seed
+/// 181): a forwarded batch acknowledged by a leader whose term is newer
+/// was forwarded again after the step-down, and a different (or an
+/// original Python) leader would append its commands twice.
+#[test]
+fn forward_acknowledged_by_newer_term_is_not_resent() {
+    let hs = HardState {
+        term: 3,
+        voted_for: None,
+    };
+    let mut f = Raft::new(RaftConfig::new(1, vec![0, 2]), hs, Vec::new(), ms(0)).unwrap();
+    let heartbeat = |term, from| Msg::Request {
+        token: 9,
+        from: Some(from),
+        forward_id: None,
+        rpc: Rpc::AppendEntries(AppendEntries {
+            entries: None,
+            term,
+            commit_index: None,
+            all_log: false,
+        }),
+    };
+    turn(&mut f, ms(1), heartbeat(3, 0));
+    assert_eq!(f.leader_id(), Some(0));
+    let out = turn(&mut f, ms(2), Msg::Propose(vec![Command::Int(7)])).messages;
+    let fwd = out
+        .iter()
+        .find(|o| o.forward_id.is_some())
+        .expect("the command is forwarded");
+    let ack = Reply::Append(AppendReply {
+        success: true,
+        term: 4,
+    });
+    turn(&mut f, ms(3), reply(0, fwd.seq, ack));
+    assert_eq!(f.term(), 4);
+    // Node 2 now leads term 4: the acknowledged command must not go there.
+    turn(&mut f, ms(4), heartbeat(4, 2));
+    for t in [5, 100, 500] {
+        let out = turn(&mut f, ms(t), Msg::Tick).messages;
+        assert!(
+            out.iter().all(|o| o.forward_id.is_none()),
+            "forwarded again: {out:?}"
+        );
+    }
+    assert_eq!(f.queued_commands(), 0);
+}
+
+#[test]
+fn ready_hands_out_each_change_once() {
+    let mut cfg = RaftConfig::new(0, vec![]);
+    cfg.static_leader = Some(0);
+    let mut r = Raft::new(cfg, HardState::default(), Vec::new(), ms(0)).unwrap();
+    assert!(
+        r.has_ready(),
+        "term 1 of the static setup must be persisted"
+    );
+    let first = turn(&mut r, ms(1), Msg::Propose(vec![Command::Int(2)]));
+    assert_eq!(first.persist.hard_state.map(|h| h.term), Some(1));
+    assert_eq!(first.persist.append.len(), 1);
+    assert_eq!(
+        first.committed.len(),
+        1,
+        "a one-node cluster commits at once"
+    );
+    assert!(!r.has_ready());
+    assert_eq!(r.log().persisted(), Some(0));
+    assert!(turn(&mut r, ms(2), Msg::Tick).is_empty());
+}
