@@ -70,90 +70,16 @@ impl FileStorage {
 
     /// Open (or create) `dir`, recovering from a torn or corrupt tail.
     pub fn open_with(dir: &Path, opts: FileOptions) -> Result<Self, StorageError> {
-        if !dir.is_dir() {
-            fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-            if let Some(parent) = dir.parent() {
-                let parent = if parent.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    parent
-                };
-                sync_dir(parent)?;
-            }
-        }
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io_err("open", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(StorageError::Locked(dir.to_path_buf())),
-            Err(TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
-        }
-
+        create_dir(dir)?;
+        let lock = lock_dir(dir)?;
         let tmp_path = dir.join(TMP_FILE);
-        if tmp_path.exists() {
-            warn!(
-                "removing {} left by an interrupted compaction",
-                tmp_path.display()
-            );
-            fs::remove_file(&tmp_path).map_err(io_err("remove", &tmp_path))?;
-        }
-
+        remove_leftover_tmp(&tmp_path)?;
         let wal_path = dir.join(WAL_FILE);
         if !wal_path.exists() {
             write_atomically(dir, &tmp_path, &wal_path, MAGIC)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&wal_path)
-            .map_err(io_err("open", &wal_path))?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)
-            .map_err(io_err("read", &wal_path))?;
-
-        if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
-            if data.len() < MAGIC.len() && MAGIC.starts_with(&data) {
-                // An empty (or cut) header holds nothing: start afresh.
-                warn!(
-                    "{} has an incomplete header ({} bytes); starting with an empty log",
-                    wal_path.display(),
-                    data.len()
-                );
-                file.set_len(0).map_err(io_err("truncate", &wal_path))?;
-                file.seek(SeekFrom::Start(0))
-                    .map_err(io_err("seek", &wal_path))?;
-                file.write_all(MAGIC).map_err(io_err("write", &wal_path))?;
-                file.sync_data().map_err(io_err("fsync", &wal_path))?;
-                data = MAGIC.to_vec();
-            } else {
-                return Err(StorageError::Corrupt {
-                    path: wal_path,
-                    detail: "bad magic (expected a file starting with RAFTWAL1)".into(),
-                });
-            }
-        }
-
-        let (state, good, stop) = replay(&data);
-        if let Some(reason) = stop {
-            warn!(
-                "{}: {reason}; dropping the last {} bytes (of {}) and keeping the state before them",
-                wal_path.display(),
-                data.len() - good,
-                data.len()
-            );
-            file.set_len(good as u64)
-                .map_err(io_err("truncate", &wal_path))?;
-            file.sync_data().map_err(io_err("fsync", &wal_path))?;
-        }
-        file.seek(SeekFrom::Start(good as u64))
-            .map_err(io_err("seek", &wal_path))?;
-        drop(data);
+        let (mut file, data) = read_wal(&wal_path)?;
+        let (state, good) = recover(&mut file, &wal_path, data)?;
 
         let live_bytes = SNAPSHOT_BASE
             + state
@@ -166,7 +92,7 @@ impl FileStorage {
             wal_path,
             file,
             _lock: lock,
-            len: good as u64,
+            len: good,
             state,
             live_bytes,
             buf: Vec::new(),
@@ -348,6 +274,114 @@ impl Storage for FileStorage {
         self.maybe_compact();
         Ok(())
     }
+}
+
+/// Create `dir` if it is missing, durably (its parent is fsynced).
+fn create_dir(dir: &Path) -> Result<(), StorageError> {
+    if !dir.is_dir() {
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        if let Some(parent) = dir.parent() {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Take the advisory lock on `dir`; the returned file holds it.
+fn lock_dir(dir: &Path) -> Result<File, StorageError> {
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(io_err("open", &lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(TryLockError::WouldBlock) => Err(StorageError::Locked(dir.to_path_buf())),
+        Err(TryLockError::Error(e)) => Err(io_err("lock", &lock_path)(e)),
+    }
+}
+
+fn remove_leftover_tmp(tmp_path: &Path) -> Result<(), StorageError> {
+    if tmp_path.exists() {
+        warn!(
+            "removing {} left by an interrupted compaction",
+            tmp_path.display()
+        );
+        fs::remove_file(tmp_path).map_err(io_err("remove", tmp_path))?;
+    }
+    Ok(())
+}
+
+/// Open the WAL and read it whole, its header checked (see [`check_header`]).
+fn read_wal(wal_path: &Path) -> Result<(File, Vec<u8>), StorageError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(wal_path)
+        .map_err(io_err("open", wal_path))?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)
+        .map_err(io_err("read", wal_path))?;
+    let data = check_header(&mut file, wal_path, data)?;
+    Ok((file, data))
+}
+
+/// Refuse a file that is not a WAL; a cut header becomes an empty WAL.
+fn check_header(file: &mut File, wal_path: &Path, data: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+    if data.len() >= MAGIC.len() && &data[..MAGIC.len()] == MAGIC {
+        return Ok(data);
+    }
+    if data.len() < MAGIC.len() && MAGIC.starts_with(&data) {
+        // An empty (or cut) header holds nothing: start afresh.
+        warn!(
+            "{} has an incomplete header ({} bytes); starting with an empty log",
+            wal_path.display(),
+            data.len()
+        );
+        file.set_len(0).map_err(io_err("truncate", wal_path))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(io_err("seek", wal_path))?;
+        file.write_all(MAGIC).map_err(io_err("write", wal_path))?;
+        file.sync_data().map_err(io_err("fsync", wal_path))?;
+        Ok(MAGIC.to_vec())
+    } else {
+        Err(StorageError::Corrupt {
+            path: wal_path.to_path_buf(),
+            detail: "bad magic (expected a file starting with RAFTWAL1)".into(),
+        })
+    }
+}
+
+/// Replay `data`, cut the file after its good prefix and leave the handle
+/// there for appends. Returns the state and the WAL's new length.
+fn recover(
+    file: &mut File,
+    wal_path: &Path,
+    data: Vec<u8>,
+) -> Result<(LiveState, u64), StorageError> {
+    let (state, good, stop) = replay(&data);
+    if let Some(reason) = stop {
+        warn!(
+            "{}: {reason}; dropping the last {} bytes (of {}) and keeping the state before them",
+            wal_path.display(),
+            data.len() - good,
+            data.len()
+        );
+        file.set_len(good as u64)
+            .map_err(io_err("truncate", wal_path))?;
+        file.sync_data().map_err(io_err("fsync", wal_path))?;
+    }
+    file.seek(SeekFrom::Start(good as u64))
+        .map_err(io_err("seek", wal_path))?;
+    Ok((state, good as u64))
 }
 
 /// Create `path` holding `data` so that a crash leaves it whole or absent.
