@@ -26,7 +26,7 @@ enum Cmd {
     /// Run one node of a cluster (one process per node).
     Node(NodeArgs),
     /// The paper's frame-rate experiment (section 2.2.1).
-    Dots(raftian::dots::DotsArgs),
+    Dots(raftian::bench::dots::DotsArgs),
     /// End-to-end benchmark: 5 real node processes on loopback.
     Bench(raftian::bench::BenchArgs),
 }
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
         Cmd::Node(a) => run_node(a),
-        Cmd::Dots(a) => raftian::dots::run(&a),
+        Cmd::Dots(a) => raftian::bench::dots::run(&a),
         Cmd::Bench(a) => raftian::bench::run(&a),
     };
     match r {
