@@ -22,7 +22,8 @@
 //! the benchmark ends, fails or panics (a `Drop` guard).
 //!
 //! [`dots`] (`raftian dots`, the paper's frame-rate experiment) lives here
-//! too: it is a measurement like the benchmarks.
+//! too: it is a measurement like the benchmarks and shares their `/proc`
+//! sampling.
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! CPU and RSS sampling from `/proc`.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -14,12 +15,34 @@ pub(super) fn clk_tck() -> f64 {
 }
 
 /// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the command name: state is field 3, utime 14, stime 15.
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+pub(super) fn cpu_ticks(pid: u32) -> Option<u64> {
+    proc_ticks(Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// utime + stime of a /proc stat file (a process's or a thread's).
+fn proc_ticks(stat: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(stat).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After "pid (comm)": state is field 3, utime 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU ticks of every thread of this process but the calling one.
+pub(super) fn other_threads_ticks() -> Option<u64> {
+    let me = std::fs::read_link("/proc/thread-self").ok()?;
+    let my_tid = me.file_name()?.to_owned();
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let entry = entry.ok()?;
+        if entry.file_name() == my_tid {
+            continue;
+        }
+        total += proc_ticks(&entry.path().join("stat")).unwrap_or(0);
+    }
+    Some(total)
 }
 
 /// A `/proc/<pid>/status` field in kB (VmRSS, VmHWM).
@@ -86,5 +109,17 @@ impl CpuSample {
                 Some((now.saturating_sub((*before)?)) as f64 / tck / secs * 100.0)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_is_read() {
+        assert!(proc_ticks(Path::new("/proc/self/stat")).is_some());
+        assert!(other_threads_ticks().is_some());
+        assert_eq!(proc_ticks(Path::new("/nonexistent/stat")), None);
     }
 }
