@@ -134,15 +134,7 @@ fn run_headless(link: GameLink, running: RunningNode, read_stdin: bool) {
         ..
     } = link;
     let game2 = game.clone();
-    std::thread::spawn(move || {
-        while let Some(order) = orders.pop_blocking() {
-            match game2.apply_order(order) {
-                OrderOutcome::Damaged { player, hp } => info!("player {player} hit: {hp} HP"),
-                OrderOutcome::AlreadyDead(p) => info!("player {p} already dead"),
-                OrderOutcome::Ignored => {}
-            }
-        }
-    });
+    std::thread::spawn(move || orders.apply_until_stopped(&game2, log_outcome));
     if read_stdin {
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
@@ -166,6 +158,14 @@ fn run_headless(link: GameLink, running: RunningNode, read_stdin: bool) {
         });
     }
     running.join();
+}
+
+fn log_outcome(outcome: OrderOutcome) {
+    match outcome {
+        OrderOutcome::Damaged { player, hp } => info!("player {player} hit: {hp} HP"),
+        OrderOutcome::AlreadyDead(p) => info!("player {p} already dead"),
+        OrderOutcome::Ignored => {}
+    }
 }
 
 fn install_signal_handler(running: &RunningNode) {

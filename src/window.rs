@@ -401,17 +401,9 @@ pub fn run_with(
         }
 
         // Orders committed by Raft: this is where damage happens.
-        loop {
-            match link.orders.try_pop() {
-                Ok(order) => {
-                    link.game.apply_order(order);
-                }
-                Err(false) => break,
-                Err(true) => {
-                    log::info!("the node has stopped: closing the window");
-                    return Ok(());
-                }
-            }
+        if !link.orders.apply_pending(&link.game, |_| {}) {
+            log::info!("the node has stopped: closing the window");
+            return Ok(());
         }
 
         let now = Instant::now();
