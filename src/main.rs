@@ -142,14 +142,12 @@ fn run_headless(link: GameLink, running: RunningNode, read_stdin: bool) {
                 if line.trim().is_empty() {
                     continue;
                 }
-                match parse_player(&line) {
-                    Ok(p) if !game.snapshot().is_alive(p) => {
-                        eprintln!("Player {p} already dead")
-                    }
-                    Ok(p) => {
+                match parse_player(&line).map(|p| game.check_click(p)) {
+                    Ok(Ok(p)) => {
                         info!("Player {p} pressed");
                         commands.push(p);
                     }
+                    Ok(Err(refused)) => eprintln!("{refused}"),
                     Err(e) => eprintln!("ignored: {e}"),
                 }
             }

@@ -11,7 +11,7 @@
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 
-use crate::game::{Game, OrderOutcome, PlayerId};
+use crate::game::{ClickRefused, Game, OrderOutcome, PlayerId};
 
 /// The game side of `pygame_commands`: where clicks go.
 #[derive(Clone, Debug)]
@@ -152,6 +152,11 @@ impl SharedGame {
 
     pub fn apply_order(&self, command: i64) -> OrderOutcome {
         self.lock().apply_order(command)
+    }
+
+    /// [`Game::check_click`] on the current state.
+    pub fn check_click(&self, player: PlayerId) -> Result<PlayerId, ClickRefused> {
+        self.lock().check_click(player)
     }
 
     pub fn snapshot(&self) -> Game {
