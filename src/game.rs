@@ -4,6 +4,8 @@
 //! player deals [`DAMAGE`]; anything else (dead player, unknown id, the
 //! leader's no-op 0, the original's seeded 5 and 9) changes nothing.
 
+use std::fmt;
+
 /// Number of players on the board.
 pub const PLAYERS: usize = 4;
 /// Starting hit points.
@@ -24,6 +26,25 @@ pub enum OrderOutcome {
     /// The order named no player (no-op, seeded or unknown command).
     Ignored,
 }
+
+/// Why a click is refused before it reaches Raft.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClickRefused {
+    /// The player has no HP left: an order could change nothing.
+    AlreadyDead(PlayerId),
+}
+
+impl fmt::Display for ClickRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Front ends show this text as it is (header, stderr, a Fault),
+            // and tests and the Python client match on it.
+            ClickRefused::AlreadyDead(p) => write!(f, "Player {p} already dead"),
+        }
+    }
+}
+
+impl std::error::Error for ClickRefused {}
 
 /// Parse a player id as typed on stdin or sent over the wire (1..=4).
 pub fn parse_player(text: &str) -> Result<PlayerId, String> {
@@ -84,6 +105,17 @@ impl Game {
         self.hp(player).is_some_and(|hp| hp > 0)
     }
 
+    /// May a click on `player` be queued? Every front end (window, stdin,
+    /// the `click` RPC) asks here, so they refuse the same clicks with the
+    /// same message.
+    pub fn check_click(&self, player: PlayerId) -> Result<PlayerId, ClickRefused> {
+        if self.is_alive(player) {
+            Ok(player)
+        } else {
+            Err(ClickRefused::AlreadyDead(player))
+        }
+    }
+
     /// All four HP values, player 1 first.
     pub fn hp_all(&self) -> [i32; PLAYERS] {
         self.hp
@@ -107,6 +139,19 @@ mod tests {
         assert!(!g.is_alive(3));
         assert_eq!(g.apply_order(3), OrderOutcome::AlreadyDead(3));
         assert_eq!(g.hp_all(), [100, 100, 0, 100]);
+    }
+
+    #[test]
+    fn clicks_on_dead_players_are_refused_with_the_shown_message() {
+        let mut g = Game::new();
+        assert_eq!(g.check_click(3), Ok(3));
+        for _ in 0..4 {
+            g.apply_order(3);
+        }
+        let refused = g.check_click(3).unwrap_err();
+        assert_eq!(refused, ClickRefused::AlreadyDead(3));
+        assert_eq!(refused.to_string(), "Player 3 already dead");
+        assert_eq!(g.check_click(1), Ok(1));
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 pub mod bench;
 pub mod config;
-pub mod dots;
 pub mod game;
 pub mod logfile;
 pub mod node;

@@ -26,7 +26,7 @@ enum Cmd {
     /// Run one node of a cluster (one process per node).
     Node(NodeArgs),
     /// The paper's frame-rate experiment (section 2.2.1).
-    Dots(raftian::dots::DotsArgs),
+    Dots(raftian::bench::dots::DotsArgs),
     /// End-to-end benchmark: 5 real node processes on loopback.
     Bench(raftian::bench::BenchArgs),
 }
@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
         Cmd::Node(a) => run_node(a),
-        Cmd::Dots(a) => raftian::dots::run(&a),
+        Cmd::Dots(a) => raftian::bench::dots::run(&a),
         Cmd::Bench(a) => raftian::bench::run(&a),
     };
     match r {
@@ -134,15 +134,7 @@ fn run_headless(link: GameLink, running: RunningNode, read_stdin: bool) {
         ..
     } = link;
     let game2 = game.clone();
-    std::thread::spawn(move || {
-        while let Some(order) = orders.pop_blocking() {
-            match game2.apply_order(order) {
-                OrderOutcome::Damaged { player, hp } => info!("player {player} hit: {hp} HP"),
-                OrderOutcome::AlreadyDead(p) => info!("player {p} already dead"),
-                OrderOutcome::Ignored => {}
-            }
-        }
-    });
+    std::thread::spawn(move || orders.apply_until_stopped(&game2, log_outcome));
     if read_stdin {
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
@@ -150,14 +142,12 @@ fn run_headless(link: GameLink, running: RunningNode, read_stdin: bool) {
                 if line.trim().is_empty() {
                     continue;
                 }
-                match parse_player(&line) {
-                    Ok(p) if !game.snapshot().is_alive(p) => {
-                        eprintln!("Player {p} already dead")
-                    }
-                    Ok(p) => {
+                match parse_player(&line).map(|p| game.check_click(p)) {
+                    Ok(Ok(p)) => {
                         info!("Player {p} pressed");
                         commands.push(p);
                     }
+                    Ok(Err(refused)) => eprintln!("{refused}"),
                     Err(e) => eprintln!("ignored: {e}"),
                 }
             }
@@ -166,6 +156,14 @@ fn run_headless(link: GameLink, running: RunningNode, read_stdin: bool) {
         });
     }
     running.join();
+}
+
+fn log_outcome(outcome: OrderOutcome) {
+    match outcome {
+        OrderOutcome::Damaged { player, hp } => info!("player {player} hit: {hp} HP"),
+        OrderOutcome::AlreadyDead(p) => info!("player {p} already dead"),
+        OrderOutcome::Ignored => {}
+    }
 }
 
 fn install_signal_handler(running: &RunningNode) {

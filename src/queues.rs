@@ -11,7 +11,7 @@
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 
-use crate::game::{Game, OrderOutcome, PlayerId};
+use crate::game::{ClickRefused, Game, OrderOutcome, PlayerId};
 
 /// The game side of `pygame_commands`: where clicks go.
 #[derive(Clone, Debug)]
@@ -108,6 +108,30 @@ impl OrderReceiver {
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(true),
         }
     }
+
+    /// Apply every order already waiting to `game`, oldest first, handing
+    /// each outcome to `on_outcome`. Returns false once the node has stopped
+    /// (and every order it sent has been applied), so a loop that polls
+    /// knows when to end.
+    pub fn apply_pending(
+        &self,
+        game: &SharedGame,
+        mut on_outcome: impl FnMut(OrderOutcome),
+    ) -> bool {
+        loop {
+            match self.try_pop() {
+                Ok(order) => on_outcome(game.apply_order(order)),
+                Err(stopped) => return !stopped,
+            }
+        }
+    }
+
+    /// Apply orders to `game` as they arrive, until the node stops.
+    pub fn apply_until_stopped(&self, game: &SharedGame, mut on_outcome: impl FnMut(OrderOutcome)) {
+        while let Some(order) = self.pop_blocking() {
+            on_outcome(game.apply_order(order));
+        }
+    }
 }
 
 /// `raft_orders`.
@@ -128,6 +152,11 @@ impl SharedGame {
 
     pub fn apply_order(&self, command: i64) -> OrderOutcome {
         self.lock().apply_order(command)
+    }
+
+    /// [`Game::check_click`] on the current state.
+    pub fn check_click(&self, player: PlayerId) -> Result<PlayerId, ClickRefused> {
+        self.lock().check_click(player)
     }
 
     pub fn snapshot(&self) -> Game {
@@ -185,9 +214,35 @@ impl GameLink {
     /// Apply every order waiting on `raft_orders`; returns what they did.
     pub fn apply_pending_orders(&self) -> Vec<OrderOutcome> {
         let mut out = Vec::new();
-        while let Ok(c) = self.orders.try_pop() {
-            out.push(self.game.apply_order(c));
-        }
+        self.orders.apply_pending(&self.game, |o| out.push(o));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_orders_are_applied_before_the_stop_is_reported() {
+        let (tx, rx) = order_queue();
+        let game = SharedGame::new();
+        tx.push(2);
+        tx.push(0);
+        let mut seen = Vec::new();
+        assert!(rx.apply_pending(&game, |o| seen.push(o)));
+        assert_eq!(
+            seen,
+            [
+                OrderOutcome::Damaged { player: 2, hp: 70 },
+                OrderOutcome::Ignored
+            ]
+        );
+        tx.push(2);
+        drop(tx);
+        seen.clear();
+        assert!(!rx.apply_pending(&game, |o| seen.push(o)));
+        assert_eq!(seen, [OrderOutcome::Damaged { player: 2, hp: 40 }]);
+        rx.apply_until_stopped(&game, |_| panic!("no order is left"));
     }
 }

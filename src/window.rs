@@ -290,13 +290,14 @@ pub fn footer_lines(status: &NodeStatus, fps: Option<f64>) -> [String; 2] {
 /// What a left click on `player` does: a living player's id goes on
 /// `pygame_commands` (no damage yet); returns the header message.
 pub fn click_player(commands: &CommandSender, game: &Game, player: PlayerId) -> String {
-    if game.is_alive(player) {
-        if !commands.push(player) {
-            log::warn!("click on player {player} dropped: the node has stopped");
+    match game.check_click(player) {
+        Ok(player) => {
+            if !commands.push(player) {
+                log::warn!("click on player {player} dropped: the node has stopped");
+            }
+            format!("Player {player} pressed")
         }
-        format!("Player {player} pressed")
-    } else {
-        format!("Player {player} already dead")
+        Err(refused) => refused.to_string(),
     }
 }
 
@@ -401,17 +402,9 @@ pub fn run_with(
         }
 
         // Orders committed by Raft: this is where damage happens.
-        loop {
-            match link.orders.try_pop() {
-                Ok(order) => {
-                    link.game.apply_order(order);
-                }
-                Err(false) => break,
-                Err(true) => {
-                    log::info!("the node has stopped: closing the window");
-                    return Ok(());
-                }
-            }
+        if !link.orders.apply_pending(&link.game, |_| {}) {
+            log::info!("the node has stopped: closing the window");
+            return Ok(());
         }
 
         let now = Instant::now();

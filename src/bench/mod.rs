@@ -20,6 +20,10 @@
 //! Every node runs in a fresh temporary directory (cluster file, data,
 //! logs, traces), removed at the end unless `--keep`. Nodes are killed when
 //! the benchmark ends, fails or panics (a `Drop` guard).
+//!
+//! [`dots`] (`raftian dots`, the paper's frame-rate experiment) lives here
+//! too: it is a measurement like the benchmarks and shares their `/proc`
+//! sampling.
 
 use std::path::PathBuf;
 
@@ -27,6 +31,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 mod clicks;
 mod cluster;
+pub mod dots;
 mod election;
 mod load;
 mod stats;

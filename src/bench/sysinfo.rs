@@ -1,25 +1,52 @@
 //! CPU and RSS sampling from `/proc`.
 
-use std::process::Command;
+use std::path::Path;
 use std::time::Instant;
 
+/// Linux's USER_HZ, the unit of /proc CPU times; 100 if the system will not
+/// say.
 pub(super) fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf only reads a configuration value; it has no
+        // preconditions and touches no memory of ours.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if ticks > 0 {
+            return ticks as f64;
+        }
+    }
+    100.0
 }
 
 /// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the command name: state is field 3, utime 14, stime 15.
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+pub(super) fn cpu_ticks(pid: u32) -> Option<u64> {
+    proc_ticks(Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// utime + stime of a /proc stat file (a process's or a thread's).
+fn proc_ticks(stat: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(stat).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After "pid (comm)": state is field 3, utime 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU ticks of every thread of this process but the calling one.
+pub(super) fn other_threads_ticks() -> Option<u64> {
+    let me = std::fs::read_link("/proc/thread-self").ok()?;
+    let my_tid = me.file_name()?.to_owned();
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let entry = entry.ok()?;
+        if entry.file_name() == my_tid {
+            continue;
+        }
+        total += proc_ticks(&entry.path().join("stat")).unwrap_or(0);
+    }
+    Some(total)
 }
 
 /// A `/proc/<pid>/status` field in kB (VmRSS, VmHWM).
@@ -86,5 +113,22 @@ impl CpuSample {
                 Some((now.saturating_sub((*before)?)) as f64 / tck / secs * 100.0)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_is_read() {
+        assert!(proc_ticks(Path::new("/proc/self/stat")).is_some());
+        assert!(other_threads_ticks().is_some());
+        assert_eq!(proc_ticks(Path::new("/nonexistent/stat")), None);
+    }
+
+    #[test]
+    fn clock_tick_is_positive() {
+        assert!(clk_tck() > 0.0);
     }
 }

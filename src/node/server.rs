@@ -180,12 +180,9 @@ impl Handler for RpcHandler {
                 };
                 if matches!(self.method, Method::Click) {
                     let p = player_from_int(i64::from(*n)).map_err(bad_args)?;
-                    if !self.game.snapshot().is_alive(p) {
-                        return Err(Fault::new(
-                            wire::FAULT_REFUSED,
-                            format!("Player {p} already dead"),
-                        ));
-                    }
+                    self.game
+                        .check_click(p)
+                        .map_err(|refused| Fault::new(wire::FAULT_REFUSED, refused.to_string()))?;
                 }
                 if let Some(t) = &self.trace {
                     t.queued(*n);

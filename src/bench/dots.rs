@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use rand::RngExt;
 
+use super::sysinfo::{clk_tck, cpu_ticks, other_threads_ticks};
 use crate::config::ClusterConfig;
 use crate::node::{self, NodeOptions, RunningNode};
 use crate::window::fps::{FpsMeter, median};
@@ -352,7 +353,7 @@ fn run_one(
     }
     let elapsed = start.elapsed().as_secs_f64();
     let node_cpu = match (cpu0, live.node_cpu_ticks()) {
-        (Some(a), Some(b)) => Some((b.saturating_sub(a)) as f64 / CLOCK_TICKS / elapsed * 100.0),
+        (Some(a), Some(b)) => Some((b.saturating_sub(a)) as f64 / clk_tck() / elapsed * 100.0),
         _ => None,
     };
     live.check_alive()?;
@@ -363,36 +364,6 @@ fn run_one(
         samples: meter.samples().to_vec(),
         node_cpu,
     }))
-}
-
-/// Linux's USER_HZ (the unit of /proc CPU times); 100 on every mainstream
-/// configuration.
-const CLOCK_TICKS: f64 = 100.0;
-
-/// utime + stime of a /proc stat file.
-fn proc_ticks(stat: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(stat).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After "pid (comm)": state is field 3, utime 14, stime 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// CPU ticks of every thread of this process but the calling one.
-fn other_threads_ticks() -> Option<u64> {
-    let me = std::fs::read_link("/proc/thread-self").ok()?;
-    let my_tid = me.file_name()?.to_owned();
-    let mut total = 0;
-    for entry in std::fs::read_dir("/proc/self/task").ok()? {
-        let entry = entry.ok()?;
-        if entry.file_name() == my_tid {
-            continue;
-        }
-        total += proc_ticks(&entry.path().join("stat")).unwrap_or(0);
-    }
-    Some(total)
 }
 
 /// Kills and reaps a child process when dropped.
@@ -547,7 +518,7 @@ impl LiveServer {
             ServerMode::Thread | ServerMode::Ticker => other_threads_ticks(),
             ServerMode::Process => {
                 let pid = self.children.get(1)?.child.id();
-                proc_ticks(Path::new(&format!("/proc/{pid}/stat")))
+                cpu_ticks(pid)
             }
         }
     }
@@ -723,13 +694,6 @@ mod tests {
         assert_eq!(c.leader, Some(0));
         assert_eq!(c.heartbeat_ms, Some(3));
         assert_eq!(c.nodes.len(), 2);
-    }
-
-    #[test]
-    fn proc_stat_is_read() {
-        assert!(proc_ticks(Path::new("/proc/self/stat")).is_some());
-        assert!(other_threads_ticks().is_some());
-        assert_eq!(proc_ticks(Path::new("/nonexistent/stat")), None);
     }
 
     #[test]
