@@ -9,18 +9,22 @@ mod trace;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use log::{info, warn};
 use tokio::sync::{Notify, mpsc, watch};
 
+use self::actor::Event;
 pub use self::server::{MAX_BODY, NODE_HEADER};
 use self::trace::Trace;
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, NodeEntry};
 use crate::logfile::LogFile;
-use crate::queues::{GameLink, SharedGame, StatusBoard, command_queue, order_queue};
-use crate::raft::{NodeId, PersistBatch, Raft};
+use crate::queues::{
+    CommandReceiver, GameLink, OrderSender, SharedGame, StatusBoard, command_queue, order_queue,
+};
+use crate::raft::{Entry, HardState, NodeId, PersistBatch, Raft};
 use crate::storage::{FileStorage, MemStorage, Storage};
 
 /// How to run one node.
@@ -115,6 +119,82 @@ impl Drop for RunningNode {
     }
 }
 
+/// Start node `opts.id` of `opts.cluster`: binds its address, then runs on
+/// background threads until `shutdown`.
+pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
+    let me = opts
+        .cluster
+        .node(opts.id)
+        .ok_or_else(|| format!("node {} is not in the cluster file", opts.id))?
+        .clone();
+    let (listener, addr) = bind(&me)?;
+    let mut storage = open_storage(&opts)?;
+    let (hard_state, log) = load_state(storage.as_mut(), &me)?;
+    let (raft, origin) = new_core(&opts, hard_state, log)?;
+    let log_file = create_log_file(&opts, &me.name, &raft)?;
+    let log_path = log_file.as_ref().map(|f| lock_log(f).path().to_owned());
+    let trace = create_trace(&opts)?;
+
+    let (commands, cmd_rx) = command_queue();
+    let (ord_tx, orders) = order_queue();
+    let link = GameLink {
+        commands,
+        orders,
+        game: SharedGame::new(),
+        status: StatusBoard::default(),
+    };
+    let stop = Arc::new(Notify::new());
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let router = build_router(&opts, &link, ev_tx.clone(), trace.clone());
+    let actor = ActorParts {
+        raft,
+        storage,
+        storage_blocks: opts.data_dir.is_some(),
+        origin,
+        tick: opts.cluster.tick(),
+        commands: cmd_rx,
+        orders: ord_tx,
+        status: link.status.clone(),
+        name: me.name.clone(),
+        log_file,
+        trace,
+    };
+    let runtime = RuntimeParts {
+        listener,
+        router,
+        id: opts.id,
+        peer_addrs: peer_addrs(&opts),
+        rpc_timeout: opts.cluster.rpc_timeout(),
+        events: ev_tx,
+        stop: stop.clone(),
+        log_quiet: opts.log_quiet,
+        log_max_wait: opts.log_max_wait,
+    };
+    let thread = spawn_runtime(runtime, actor, ev_rx)?;
+    info!("{} serving on http://{addr}/ and /RPC2", me.name);
+    Ok(RunningNode {
+        link: Some(link),
+        addr,
+        name: me.name,
+        stop,
+        thread: Some(thread),
+        log_path,
+    })
+}
+
+/// Bind the node's address before anything else, so that a port in use
+/// fails `start` itself; returns the address really bound (port 0 picks one).
+fn bind(me: &NodeEntry) -> Result<(std::net::TcpListener, SocketAddr), String> {
+    let addr = me.socket_addr()?;
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("{}: cannot listen on {addr}: {e}", me.name))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("{}: {e}", me.name))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok((listener, addr))
+}
+
 fn open_storage(opts: &NodeOptions) -> Result<Box<dyn Storage>, String> {
     Ok(match &opts.data_dir {
         Some(dir) => Box::new(
@@ -125,113 +205,189 @@ fn open_storage(opts: &NodeOptions) -> Result<Box<dyn Storage>, String> {
     })
 }
 
-/// Start node `opts.id` of `opts.cluster`: binds its address, then runs on
-/// background threads until `shutdown`.
-pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
-    let me = opts
-        .cluster
-        .node(opts.id)
-        .ok_or_else(|| format!("node {} is not in the cluster file", opts.id))?
-        .clone();
-    let addr = me.socket_addr()?;
-    let listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| format!("{}: cannot listen on {addr}: {e}", me.name))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("{}: {e}", me.name))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-
-    let mut storage = open_storage(&opts)?;
-    let storage_blocks = opts.data_dir.is_some();
-    let (hard_state, mut log) = storage.load().map_err(|e| format!("{}: {e}", me.name))?;
+/// The term, vote and log to start from: what storage holds, or on a fresh
+/// start the seeded log of the cluster file.
+fn load_state(
+    storage: &mut dyn Storage,
+    me: &NodeEntry,
+) -> Result<(HardState, Vec<Entry>), String> {
+    let (hard_state, log) = storage.load().map_err(|e| format!("{}: {e}", me.name))?;
     let fresh = hard_state == Default::default() && log.is_empty();
     if fresh {
-        log = me.initial_log();
-        storage
-            .persist(&PersistBatch {
-                hard_state: None,
-                truncate_from: None,
-                append: log.clone(),
-            })
-            .map_err(|e| format!("{}: {e}", me.name))?;
-    } else {
-        info!(
-            "{}: restarting at term {} with {} log entries",
-            me.name,
-            hard_state.term,
-            log.len()
-        );
+        return Ok((hard_state, seed_initial_log(storage, me)?));
     }
+    info!(
+        "{}: restarting at term {} with {} log entries",
+        me.name,
+        hard_state.term,
+        log.len()
+    );
+    Ok((hard_state, log))
+}
+
+/// Make the cluster file's seeded log durable, so a restart finds it as
+/// any other log and does not seed again.
+fn seed_initial_log(storage: &mut dyn Storage, me: &NodeEntry) -> Result<Vec<Entry>, String> {
+    let log = me.initial_log();
+    storage
+        .persist(&PersistBatch {
+            hard_state: None,
+            truncate_from: None,
+            append: log.clone(),
+        })
+        .map_err(|e| format!("{}: {e}", me.name))?;
+    Ok(log)
+}
+
+/// The Raft core, and the instant from which the `now` it is given counts.
+fn new_core(
+    opts: &NodeOptions,
+    hard_state: HardState,
+    log: Vec<Entry>,
+) -> Result<(Raft, Instant), String> {
     let mut rcfg = opts.cluster.raft_config(opts.id);
     rcfg.seed ^= rand::random::<u64>();
     let origin = Instant::now();
     let raft = Raft::new(rcfg, hard_state, log, Duration::ZERO)?;
+    Ok((raft, origin))
+}
 
-    let log_file = match &opts.log_dir {
-        Some(dir) => Some(Arc::new(Mutex::new(
-            LogFile::create(dir, &me.name).map_err(|e| {
-                format!(
-                    "{}: cannot create a log file in {}: {e}",
-                    me.name,
-                    dir.display()
-                )
-            })?,
-        ))),
-        None => None,
+/// The node's log file, if it keeps one, with its first line written.
+fn create_log_file(
+    opts: &NodeOptions,
+    name: &str,
+    raft: &Raft,
+) -> Result<Option<Arc<Mutex<LogFile>>>, String> {
+    let Some(dir) = &opts.log_dir else {
+        return Ok(None);
     };
-    let log_path = log_file.as_ref().map(|f| {
-        f.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .path()
-            .to_owned()
-    });
-    if let Some(f) = &log_file {
-        // The first line: the log as the node starts, like the original.
-        let _ = f
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_log(raft.entries());
-    }
-    let trace = match &opts.apply_trace {
-        Some(p) => {
-            Some(Arc::new(Trace::create(p).map_err(|e| {
-                format!("cannot create {}: {e}", p.display())
-            })?))
-        }
-        None => None,
-    };
+    let file = LogFile::create(dir, name)
+        .map_err(|e| format!("{name}: cannot create a log file in {}: {e}", dir.display()))?;
+    let file = Arc::new(Mutex::new(file));
+    // The first line: the log as the node starts, like the original.
+    let _ = lock_log(&file).write_log(raft.entries());
+    Ok(Some(file))
+}
 
-    let (cmd_tx, cmd_rx) = command_queue();
-    let (ord_tx, ord_rx) = order_queue();
-    let game = SharedGame::new();
-    let status = StatusBoard::default();
-    let stop = Arc::new(Notify::new());
-    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let peer_addrs: Vec<(NodeId, String)> = opts
-        .cluster
+fn lock_log(file: &Mutex<LogFile>) -> MutexGuard<'_, LogFile> {
+    file.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn create_trace(opts: &NodeOptions) -> Result<Option<Arc<Trace>>, String> {
+    opts.apply_trace
+        .as_ref()
+        .map(|p| {
+            Trace::create(p)
+                .map(Arc::new)
+                .map_err(|e| format!("cannot create {}: {e}", p.display()))
+        })
+        .transpose()
+}
+
+fn build_router(
+    opts: &NodeOptions,
+    link: &GameLink,
+    events: mpsc::UnboundedSender<Event>,
+    trace: Option<Arc<Trace>>,
+) -> Router {
+    server::router(server::ServerParts {
+        id: opts.id,
+        events,
+        status: link.status.clone(),
+        game: link.game.clone(),
+        commands: link.commands.clone(),
+        trace,
+        bench: opts.bench,
+    })
+}
+
+fn peer_addrs(opts: &NodeOptions) -> Vec<(NodeId, String)> {
+    opts.cluster
         .nodes
         .iter()
         .filter(|n| n.id != opts.id)
         .map(|n| (n.id, n.addr.clone()))
-        .collect();
-    let rpc_timeout = opts.cluster.rpc_timeout();
-    let tick = opts.cluster.tick();
-    let router = server::router(server::ServerParts {
-        id: opts.id,
-        events: ev_tx.clone(),
-        status: status.clone(),
-        game: game.clone(),
-        commands: cmd_tx.clone(),
-        trace: trace.clone(),
-        bench: opts.bench,
-    });
-    let name = me.name.clone();
-    let stop2 = stop.clone();
-    let (log_quiet, log_max_wait) = (opts.log_quiet, opts.log_max_wait);
-    let status2 = status.clone();
+        .collect()
+}
+
+/// What the actor is made of, gathered before the runtime starts (its peers
+/// and its log-version channel are made on the runtime).
+struct ActorParts {
+    raft: Raft,
+    storage: Box<dyn Storage>,
+    storage_blocks: bool,
+    origin: Instant,
+    tick: Duration,
+    commands: CommandReceiver,
+    orders: OrderSender,
+    status: StatusBoard,
+    name: String,
+    log_file: Option<Arc<Mutex<LogFile>>>,
+    trace: Option<Arc<Trace>>,
+}
+
+/// The one place that knows `actor::Actor`'s fields, so a change to them
+/// (or a constructor) touches only this function.
+fn new_actor(
+    parts: ActorParts,
+    peers: peers::Peers,
+    log_version: watch::Sender<u64>,
+) -> actor::Actor {
+    let ActorParts {
+        raft,
+        storage,
+        storage_blocks,
+        origin,
+        tick,
+        commands,
+        orders,
+        status,
+        name,
+        log_file,
+        trace,
+    } = parts;
+    actor::Actor {
+        raft,
+        storage,
+        storage_blocks,
+        origin,
+        tick,
+        peers,
+        commands,
+        orders,
+        status,
+        name,
+        log_version,
+        log_file,
+        trace,
+    }
+}
+
+/// Everything else the runtime thread takes over.
+struct RuntimeParts {
+    listener: std::net::TcpListener,
+    router: Router,
+    id: NodeId,
+    peer_addrs: Vec<(NodeId, String)>,
+    rpc_timeout: Duration,
+    events: mpsc::UnboundedSender<Event>,
+    stop: Arc<Notify>,
+    log_quiet: Duration,
+    log_max_wait: Duration,
+}
+
+type Ready = std::sync::mpsc::Sender<Result<(), String>>;
+
+/// Start the node's thread and its tokio runtime; returns once the node is
+/// serving (or why it could not).
+fn spawn_runtime(
+    parts: RuntimeParts,
+    actor: ActorParts,
+    events: mpsc::UnboundedReceiver<Event>,
+) -> Result<std::thread::JoinHandle<()>, String> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let thread = std::thread::Builder::new()
-        .name(format!("raft-{name}"))
+        .name(format!("raft-{}", actor.name))
         .spawn(move || {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -244,89 +400,81 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
                     return;
                 }
             };
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let peers = match peers::Peers::new(opts.id, peer_addrs, rpc_timeout, ev_tx.clone())
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let (ver_tx, ver_rx) = watch::channel(raft.log_version());
-                let server_stop = Arc::new(Notify::new());
-                let ss = server_stop.clone();
-                let server = tokio::spawn(async move {
-                    let r = axum::serve(listener, router)
-                        .with_graceful_shutdown(async move { ss.notified().await })
-                        .await;
-                    if let Err(e) = r {
-                        warn!("server stopped: {e}");
-                    }
-                });
-                if let Some(f) = &log_file {
-                    tokio::spawn(actor::log_writer(
-                        ver_rx,
-                        ev_tx.clone(),
-                        f.clone(),
-                        log_quiet,
-                        log_max_wait,
-                    ));
-                }
-                drop(ev_tx);
-                let actor = actor::Actor {
-                    raft,
-                    storage,
-                    storage_blocks,
-                    origin,
-                    tick,
-                    peers,
-                    commands: cmd_rx,
-                    orders: ord_tx,
-                    status: status2,
-                    name,
-                    log_version: ver_tx,
-                    log_file,
-                    trace,
-                };
-                // status() answers from the board: fill it before start() returns.
-                actor.publish_status();
-                let _ = ready_tx.send(Ok(()));
-                // On a worker, next to the timer and the sockets: run inside
-                // block_on, every tick and every RPC would cost a thread hop.
-                if let Err(e) = tokio::spawn(actor.run(ev_rx, stop2)).await {
-                    warn!("the node's event loop failed: {e}");
-                }
-                server_stop.notify_one();
-                let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
-            });
+            rt.block_on(run_runtime(parts, actor, events, ready_tx));
             rt.shutdown_timeout(Duration::from_millis(200));
         })
         .map_err(|e| format!("cannot start the node thread: {e}"))?;
     match ready_rx.recv() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        Err(_) => return Err("the node thread died while starting".into()),
+        Ok(Ok(())) => Ok(thread),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("the node thread died while starting".into()),
     }
-    info!("{} serving on http://{addr}/ and /RPC2", me.name);
-    Ok(RunningNode {
-        link: Some(GameLink {
-            commands: cmd_tx,
-            orders: ord_rx,
-            game,
-            status,
-        }),
-        addr,
-        name: me.name,
-        stop,
-        thread: Some(thread),
-        log_path,
+}
+
+/// The node's life on its runtime: server, peers, log writer and actor up,
+/// `ready` told, the actor run until stopped, then the server stopped.
+async fn run_runtime(
+    parts: RuntimeParts,
+    actor: ActorParts,
+    events: mpsc::UnboundedReceiver<Event>,
+    ready: Ready,
+) {
+    let listener = match tokio::net::TcpListener::from_std(parts.listener) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return;
+        }
+    };
+    let peers = match peers::Peers::new(
+        parts.id,
+        parts.peer_addrs,
+        parts.rpc_timeout,
+        parts.events.clone(),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let (ver_tx, ver_rx) = watch::channel(actor.raft.log_version());
+    let server_stop = Arc::new(Notify::new());
+    let server = spawn_server(listener, parts.router, server_stop.clone());
+    if let Some(f) = &actor.log_file {
+        tokio::spawn(actor::log_writer(
+            ver_rx,
+            parts.events.clone(),
+            f.clone(),
+            parts.log_quiet,
+            parts.log_max_wait,
+        ));
+    }
+    drop(parts.events);
+    let actor = new_actor(actor, peers, ver_tx);
+    // status() answers from the board: fill it before start() returns.
+    actor.publish_status();
+    let _ = ready.send(Ok(()));
+    // On a worker, next to the timer and the sockets: run inside block_on,
+    // every tick and every RPC would cost a thread hop.
+    if let Err(e) = tokio::spawn(actor.run(events, parts.stop)).await {
+        warn!("the node's event loop failed: {e}");
+    }
+    server_stop.notify_one();
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+}
+
+fn spawn_server(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let r = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.notified().await })
+            .await;
+        if let Err(e) = r {
+            warn!("server stopped: {e}");
+        }
     })
 }
