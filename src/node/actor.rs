@@ -48,21 +48,42 @@ pub enum Event {
     },
 }
 
-pub struct Actor {
+/// What the actor is made of, gathered before the runtime starts (its peers
+/// and its log-version channel are made on the runtime).
+pub struct ActorParts {
     pub raft: Raft,
     pub storage: Box<dyn Storage>,
     /// The storage does I/O (fsync): persist off the worker's other tasks.
     pub storage_blocks: bool,
+    /// Where the core's clock starts.
     pub origin: Instant,
+    /// The `service_actions` tick while clicks wait.
     pub tick: Duration,
-    pub peers: Peers,
+    /// `pygame_commands`.
     pub commands: CommandReceiver,
+    /// `raft_orders`.
     pub orders: OrderSender,
     pub status: StatusBoard,
     pub name: String,
-    pub log_version: watch::Sender<u64>,
     pub log_file: Option<Arc<Mutex<LogFile>>>,
     pub trace: Option<Arc<Trace>>,
+}
+
+/// The node's event loop; it alone owns the core.
+pub struct Actor {
+    raft: Raft,
+    storage: Box<dyn Storage>,
+    storage_blocks: bool,
+    origin: Instant,
+    tick: Duration,
+    peers: Peers,
+    commands: CommandReceiver,
+    orders: OrderSender,
+    status: StatusBoard,
+    name: String,
+    log_version: watch::Sender<u64>,
+    log_file: Option<Arc<Mutex<LogFile>>>,
+    trace: Option<Arc<Trace>>,
 }
 
 /// Most events handled before one persist + send round.
@@ -103,6 +124,37 @@ impl Waiting {
 }
 
 impl Actor {
+    pub fn new(parts: ActorParts, peers: Peers, log_version: watch::Sender<u64>) -> Self {
+        let ActorParts {
+            raft,
+            storage,
+            storage_blocks,
+            origin,
+            tick,
+            commands,
+            orders,
+            status,
+            name,
+            log_file,
+            trace,
+        } = parts;
+        Actor {
+            raft,
+            storage,
+            storage_blocks,
+            origin,
+            tick,
+            peers,
+            commands,
+            orders,
+            status,
+            name,
+            log_version,
+            log_file,
+            trace,
+        }
+    }
+
     fn now(&self) -> Duration {
         self.origin.elapsed()
     }

@@ -21,9 +21,7 @@ pub use self::server::{MAX_BODY, NODE_HEADER};
 use self::trace::Trace;
 use crate::config::{ClusterConfig, NodeEntry};
 use crate::logfile::LogFile;
-use crate::queues::{
-    CommandReceiver, GameLink, OrderSender, SharedGame, StatusBoard, command_queue, order_queue,
-};
+use crate::queues::{GameLink, SharedGame, StatusBoard, command_queue, order_queue};
 use crate::raft::{Entry, HardState, NodeId, PersistBatch, Raft};
 use crate::storage::{FileStorage, MemStorage, Storage};
 
@@ -146,7 +144,7 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
     let stop = Arc::new(Notify::new());
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let router = build_router(&opts, &link, ev_tx.clone(), trace.clone());
-    let actor = ActorParts {
+    let actor = actor::ActorParts {
         raft,
         storage,
         storage_blocks: opts.data_dir.is_some(),
@@ -310,59 +308,6 @@ fn peer_addrs(opts: &NodeOptions) -> Vec<(NodeId, String)> {
         .collect()
 }
 
-/// What the actor is made of, gathered before the runtime starts (its peers
-/// and its log-version channel are made on the runtime).
-struct ActorParts {
-    raft: Raft,
-    storage: Box<dyn Storage>,
-    storage_blocks: bool,
-    origin: Instant,
-    tick: Duration,
-    commands: CommandReceiver,
-    orders: OrderSender,
-    status: StatusBoard,
-    name: String,
-    log_file: Option<Arc<Mutex<LogFile>>>,
-    trace: Option<Arc<Trace>>,
-}
-
-/// The one place that knows `actor::Actor`'s fields, so a change to them
-/// (or a constructor) touches only this function.
-fn new_actor(
-    parts: ActorParts,
-    peers: peers::Peers,
-    log_version: watch::Sender<u64>,
-) -> actor::Actor {
-    let ActorParts {
-        raft,
-        storage,
-        storage_blocks,
-        origin,
-        tick,
-        commands,
-        orders,
-        status,
-        name,
-        log_file,
-        trace,
-    } = parts;
-    actor::Actor {
-        raft,
-        storage,
-        storage_blocks,
-        origin,
-        tick,
-        peers,
-        commands,
-        orders,
-        status,
-        name,
-        log_version,
-        log_file,
-        trace,
-    }
-}
-
 /// Everything else the runtime thread takes over.
 struct RuntimeParts {
     listener: std::net::TcpListener,
@@ -382,7 +327,7 @@ type Ready = std::sync::mpsc::Sender<Result<(), String>>;
 /// serving (or why it could not).
 fn spawn_runtime(
     parts: RuntimeParts,
-    actor: ActorParts,
+    actor: actor::ActorParts,
     events: mpsc::UnboundedReceiver<Event>,
 ) -> Result<std::thread::JoinHandle<()>, String> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -415,7 +360,7 @@ fn spawn_runtime(
 /// `ready` told, the actor run until stopped, then the server stopped.
 async fn run_runtime(
     parts: RuntimeParts,
-    actor: ActorParts,
+    actor: actor::ActorParts,
     events: mpsc::UnboundedReceiver<Event>,
     ready: Ready,
 ) {
@@ -451,7 +396,7 @@ async fn run_runtime(
         ));
     }
     drop(parts.events);
-    let actor = new_actor(actor, peers, ver_tx);
+    let actor = actor::Actor::new(actor, peers, ver_tx);
     // status() answers from the board: fill it before start() returns.
     actor.publish_status();
     let _ = ready.send(Ok(()));
