@@ -54,6 +54,7 @@ impl NodeEntry {
                     CommandValue::Int(i) => Command::Int(*i),
                     CommandValue::Text(s) => Command::Text(s.clone()),
                 },
+                client: None,
             })
             .collect()
     }

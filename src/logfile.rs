@@ -108,6 +108,7 @@ pub fn parse_log_line(line: &str) -> Result<Vec<Entry>, String> {
             term: num("term")?,
             index: num("index")?,
             command,
+            client: None,
         });
     }
     Ok(out)
@@ -125,11 +126,13 @@ mod tests {
                 term: 1,
                 index: 4,
                 command: Command::Int(5),
+                client: None,
             },
             Entry {
                 term: 2,
                 index: 5,
                 command: Command::Text("cmd1".into()),
+                client: None,
             },
         ];
         assert_eq!(

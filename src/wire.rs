@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use dxr::{Fault, MethodCall, MethodResponse, Value};
 
 use crate::raft::{
-    AppendEntries, AppendReply, Command, Reply, Rpc, VoteReply, VoteRequest, WIRE_MAX, WireEntry,
+    AppendEntries, AppendReply, ClientId, Command, Reply, Rpc, VoteReply, VoteRequest, WIRE_MAX,
+    WireEntry,
 };
 
 /// Fault code for arguments of the wrong type, count or range.
@@ -137,6 +138,7 @@ fn entry_from(v: &Value, pos: usize) -> Result<WireEntry, Fault> {
         term: uint(get("term")?, "entry term")?,
         index: opt_uint(get("index")?, "entry index")?,
         command: command_from(get("command")?)?,
+        client: None,
     })
 }
 
@@ -173,6 +175,99 @@ pub fn append_from_params(params: &[Value]) -> Result<AppendEntries, Fault> {
         commit_index: opt_uint(&params[2], "commit_index")?,
         all_log: boolean(&params[3], "all_log")?,
     })
+}
+
+/// Most runs in one clients header (a batch whose ids alternate between
+/// sessions on every entry has one run per entry).
+pub const MAX_CLIENT_RUNS: usize = 8192;
+
+/// The value of the clients header for these entries (`None`: no entry
+/// carries an id). Entries' client ids travel beside the XML body, so that
+/// the body stays what the original Python nodes read. Runs, comma
+/// separated: `pos:node.incarnation.seq` for entry `pos`, with `+n` when
+/// the next `n` entries carry the next `n` seqs of the same session.
+pub fn clients_header(entries: &[WireEntry]) -> Option<String> {
+    let mut out = String::new();
+    let mut run: Option<(usize, ClientId, u64)> = None;
+    let flush = |out: &mut String, r: (usize, ClientId, u64)| {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&format!("{}:{}", r.0, r.1));
+        if r.2 > 0 {
+            out.push_str(&format!("+{}", r.2));
+        }
+    };
+    for (pos, e) in entries.iter().enumerate() {
+        let Some(id) = e.client else { continue };
+        match &mut run {
+            Some((start, first, n))
+                if *start + *n as usize + 1 == pos
+                    && (first.node, first.incarnation) == (id.node, id.incarnation)
+                    && first.seq + *n + 1 == id.seq =>
+            {
+                *n += 1;
+            }
+            _ => {
+                if let Some(r) = run.take() {
+                    flush(&mut out, r);
+                }
+                run = Some((pos, id, 0));
+            }
+        }
+    }
+    if let Some(r) = run {
+        flush(&mut out, r);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Put the ids of a clients header onto `entries`; a malformed header, or
+/// one naming entries that are not there, is an error and changes nothing.
+pub fn apply_clients_header(entries: &mut [WireEntry], header: &str) -> Result<(), String> {
+    let mut ids: Vec<(usize, ClientId)> = Vec::new();
+    for (i, run) in header.split(',').enumerate() {
+        if i >= MAX_CLIENT_RUNS {
+            return Err(format!("more than {MAX_CLIENT_RUNS} client id runs"));
+        }
+        let (pos, id, n) = parse_run(run.trim())?;
+        for k in 0..=n {
+            let at = pos.checked_add(k as usize).filter(|p| *p < entries.len());
+            let at = at.ok_or_else(|| {
+                format!(
+                    "client id for entry {} of {}",
+                    pos as u64 + k,
+                    entries.len()
+                )
+            })?;
+            let seq = id.seq.checked_add(k).ok_or("client seq overflows")?;
+            ids.push((at, ClientId { seq, ..id }));
+        }
+    }
+    for (at, id) in ids {
+        entries[at].client = Some(id);
+    }
+    Ok(())
+}
+
+fn parse_run(run: &str) -> Result<(usize, ClientId, u64), String> {
+    let bad = || format!("bad client id run '{}'", shorten(run));
+    let (pos, rest) = run.split_once(':').ok_or_else(bad)?;
+    let (id, n) = rest.split_once('+').unwrap_or((rest, "0"));
+    let mut parts = id.split('.');
+    let mut num =
+        || -> Result<u64, String> { parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad) };
+    let id = ClientId {
+        node: num()?,
+        incarnation: num()?,
+        seq: num()?,
+    };
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    let pos = pos.parse().map_err(|_| bad())?;
+    let n = n.parse().map_err(|_| bad())?;
+    Ok((pos, id, n))
 }
 
 /// Parse `request_vote_rpc` / `pre_vote_rpc` arguments.
@@ -468,11 +563,13 @@ mod tests {
                     term: 1,
                     index: Some(4),
                     command: Command::Int(5),
+                    client: None,
                 },
                 WireEntry {
                     term: 1,
                     index: None,
                     command: Command::Text("x".into()),
+                    client: None,
                 },
             ]),
             term: 1,
@@ -547,6 +644,7 @@ mod tests {
             term,
             index,
             command: Command::Text(t.into()),
+            client: None,
         }
     }
 
@@ -555,6 +653,7 @@ mod tests {
             term,
             index,
             command: Command::Int(c),
+            client: None,
         }
     }
 
@@ -681,5 +780,57 @@ mod tests {
         let body = call_body("is_log_empty", vec![Value::Integer(3)]).unwrap();
         assert!(body.contains("<int>3</int>"), "{body}");
         assert!(!body.contains("i4"));
+    }
+
+    fn with_clients(ids: &[Option<(u64, u64, u64)>]) -> Vec<WireEntry> {
+        ids.iter()
+            .map(|id| WireEntry {
+                term: 1,
+                index: None,
+                command: Command::Int(1),
+                client: id.map(|(node, incarnation, seq)| ClientId {
+                    node,
+                    incarnation,
+                    seq,
+                }),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn clients_header_round_trips_in_runs() {
+        let ids = [
+            Some((1, 7, 10)),
+            Some((1, 7, 11)),
+            Some((1, 7, 12)),
+            None,
+            Some((2, 3, 1)),
+            Some((1, 7, 13)),
+        ];
+        let sent = with_clients(&ids);
+        let h = clients_header(&sent).unwrap();
+        assert_eq!(h, "0:1.7.10+2,4:2.3.1,5:1.7.13");
+        let mut got = with_clients(&[None; 6]);
+        apply_clients_header(&mut got, &h).unwrap();
+        assert_eq!(got, sent);
+        assert_eq!(clients_header(&with_clients(&[None, None])), None);
+    }
+
+    #[test]
+    fn bad_clients_headers_change_nothing() {
+        for h in [
+            "",
+            "x",
+            "0:1.2",
+            "0:1.2.3.4",
+            "9:1.2.3",
+            "0:1.2.3+5",
+            "0:-1.2.3",
+            "1:1.2.3,0:1.2.18446744073709551615+1",
+        ] {
+            let mut e = with_clients(&[None, None]);
+            assert!(apply_clients_header(&mut e, h).is_err(), "{h:?} accepted");
+            assert_eq!(e, with_clients(&[None, None]), "{h:?} changed entries");
+        }
     }
 }

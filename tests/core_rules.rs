@@ -18,6 +18,7 @@ fn e(term: u64, index: u64, c: i32) -> Entry {
         term,
         index,
         command: Command::Int(c),
+        client: None,
     }
 }
 
@@ -26,6 +27,7 @@ fn we(term: u64, index: Option<u64>, c: i32) -> WireEntry {
         term,
         index,
         command: Command::Int(c),
+        client: None,
     }
 }
 
@@ -95,16 +97,45 @@ fn pump(leader: &mut Node, followers: &mut [Node], mut out: Vec<Outbound>, now: 
 
 #[test]
 fn follower_rejects_a_lower_term() {
-    let mut f = static_node(1, bob_log());
-    let mut req = append(Some(vec![we(0, Some(3), 9)]), None, false);
-    req.term = 0;
-    let r = f.append_entries_rpc(&req, None, ms(1)).unwrap();
+    let mut f = election_node(1, 3);
+    let mut req = append(Some(vec![we(1, Some(0), 9)]), None, true);
+    req.term = 2;
+    assert!(f.append_entries_rpc(&req, Some(0), ms(1)).unwrap().success);
+    req.term = 1;
+    let r = f.append_entries_rpc(&req, Some(2), ms(2)).unwrap();
     assert_eq!(
         r,
         AppendReply {
             success: false,
-            term: 1
+            term: 2
         }
+    );
+}
+
+#[test]
+fn static_followers_refuse_other_terms_and_other_senders() {
+    let mut f = static_node(1, bob_log());
+    for (term, from) in [(0, None), (2, None), (2, Some(0)), (1, Some(3))] {
+        let mut req = append(
+            Some(vec![we(1, Some(3), 9), we(1, Some(4), 2)]),
+            Some(4),
+            false,
+        );
+        req.term = term;
+        let r = f.append_entries_rpc(&req, from, ms(1));
+        assert!(r.is_err(), "term {term} from {from:?} accepted: {r:?}");
+        assert_eq!((f.term(), indices(&f)), (1, vec![0, 1, 2, 3]));
+        assert_eq!(f.commit_index(), None);
+        assert!(f.take_persist().is_none_or(|p| p.append.is_empty()));
+    }
+    // Forwarded clicks (nil index) still reach the leader from anyone.
+    let mut leader = static_node(0, leader_log());
+    let fwd = append(Some(vec![we(1, None, 2)]), None, false);
+    assert!(
+        leader
+            .append_entries_rpc(&fwd, Some(3), ms(2))
+            .unwrap()
+            .success
     );
 }
 
@@ -337,7 +368,13 @@ fn followers_forward_commands_until_the_leader_acknowledges() {
     let Rpc::AppendEntries(a) = &m.rpc else {
         panic!("forward is an append")
     };
-    assert_eq!(a.entries.as_ref().unwrap(), &vec![we(1, None, 3)]);
+    let mut click = we(1, None, 3);
+    click.client = Some(ClientId {
+        node: 2,
+        incarnation: 1,
+        seq: 1,
+    });
+    assert_eq!(a.entries.as_ref().unwrap(), &vec![click]);
     // The leader is unreachable: the command is kept and sent again.
     let again = f.on_reply(0, m.seq, Err(RpcFailure::Unreachable("down".into())), ms(6));
     assert!(again.is_empty(), "waits before retrying");
@@ -367,7 +404,10 @@ fn followers_forward_commands_until_the_leader_acknowledges() {
             .success
     );
     leader.service_actions(ms(105));
-    assert_eq!(leader.entries().last().unwrap(), &e(1, 8, 3));
+    let mut entry = e(1, 8, 3);
+    entry.client = a.entries.as_ref().unwrap()[0].client;
+    assert!(entry.client.is_some());
+    assert_eq!(leader.entries().last().unwrap(), &entry);
 }
 
 #[test]
@@ -420,35 +460,42 @@ fn a_failed_pre_vote_never_bumps_the_term() {
 }
 
 #[test]
-fn a_forwarded_batch_sent_twice_is_queued_once() {
+fn a_forwarded_click_sent_twice_is_applied_once() {
     let mut f = static_node(2, leader_log());
     f.propose([Command::Int(3)]);
     let first = f.service_actions(ms(5)).pop().unwrap();
-    let id = first.forward_id.expect("forwards carry an id");
-    // The answer is lost after the (Rust) leader got it: the same batch
+    let Rpc::AppendEntries(a) = &first.rpc else {
+        unreachable!()
+    };
+    let id = a.entries.as_ref().unwrap()[0].client;
+    assert!(id.is_some(), "a click carries its client id");
+    // The answer is lost after the (Rust) leader got it: the same click
     // goes again, with the same id.
     f.note_peer_kind(0, true);
     f.on_reply(0, first.seq, Err(RpcFailure::Timeout("slow".into())), ms(6));
     let again = f.service_actions(ms(200)).pop().unwrap();
-    assert_eq!(again.forward_id, Some(id), "a retry keeps its id");
-    assert_eq!(again.rpc, first.rpc);
+    assert_eq!(again.rpc, first.rpc, "a retry keeps its id");
 
     let mut leader = static_node(0, leader_log());
-    let Rpc::AppendEntries(a) = &first.rpc else {
-        unreachable!()
-    };
     for _ in 0..2 {
-        let r = leader
-            .append_entries_rpc_with_id(a, Some(2), Some(id), ms(101))
-            .unwrap();
+        let r = leader.append_entries_rpc(a, Some(2), ms(101)).unwrap();
         assert!(r.success);
     }
-    leader.service_actions(ms(105));
+    let mut bobs: Vec<Node> = (1..5).map(|i| static_node(i, leader_log())).collect();
+    let out = leader.service_actions(ms(105));
+    pump(&mut leader, &mut bobs, out, ms(106));
     assert_eq!(
         indices(&leader),
-        vec![4, 5, 6, 7, 8],
-        "one click, one entry"
+        vec![4, 5, 6, 7, 8, 9],
+        "both copies reach the log"
     );
+    let clicks: Vec<_> = leader
+        .take_orders()
+        .into_iter()
+        .filter(|e| e.client.is_some())
+        .collect();
+    assert_eq!(clicks.len(), 1, "one click, one order: {clicks:?}");
+    assert_eq!(clicks[0].client, id);
 }
 
 #[test]

@@ -82,6 +82,7 @@ fn batch_for(k: u64, log: &[Entry]) -> PersistBatch {
             } else {
                 Command::Int(rnd(u64::from(u32::MAX)) as i32)
             },
+            client: None,
         })
         .collect();
     PersistBatch {

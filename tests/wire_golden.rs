@@ -89,6 +89,7 @@ fn entry(term: u64, index: Option<u64>, command: i32) -> WireEntry {
         term,
         index,
         command: Cmd::Int(command),
+        client: None,
     }
 }
 
@@ -352,6 +353,7 @@ fn python_parses_every_request_we_build() {
                     term: 1,
                     index: Some(0),
                     command: Cmd::Text("a<b>&'\"c".into()),
+                    client: None,
                 }]),
                 None,
                 false,

@@ -60,6 +60,7 @@ pub(super) fn wire_bench(a: &WireArgs) -> Result<String, String> {
                         term: 3,
                         index: Some(100_000 + i as u64),
                         command: Command::Int(1_000_000 + i as i32),
+                        client: None,
                     })
                     .collect(),
             ),

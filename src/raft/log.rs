@@ -6,7 +6,7 @@
 //! seen yet (the unsaved tail and the lowest truncated index), so the core
 //! never tracks them by hand.
 
-use super::types::{Command, Entry};
+use super::types::{ClientId, Command, Entry};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RaftLog {
@@ -123,12 +123,13 @@ impl RaftLog {
     }
 
     /// Append a new entry of `term` at the end (the leader's path).
-    pub fn append_command(&mut self, term: u64, command: Command) {
+    pub fn append_command(&mut self, term: u64, command: Command, client: Option<ClientId>) {
         let index = self.next_index();
         self.push(Entry {
             term,
             index,
             command,
+            client,
         });
     }
 
@@ -271,6 +272,10 @@ impl RaftLog {
 
     /// Storage confirmed durable everything it was given.
     pub fn mark_persisted(&mut self) {
+        debug_assert!(
+            self.all_given(),
+            "nothing may change between ready() and advance()"
+        );
         if self.unsaved > 0 {
             self.persisted = Some(self.entries[self.unsaved - 1].index);
         }
@@ -286,6 +291,7 @@ mod tests {
             term,
             index,
             command: Command::Int(c),
+            client: None,
         }
     }
 
@@ -411,8 +417,8 @@ mod tests {
     #[test]
     fn truncating_unsaved_entries_needs_no_storage_truncate() {
         let mut l = log(vec![e(1, 0, 9)]);
-        l.append_command(1, Command::Int(1));
-        l.append_command(1, Command::Int(2));
+        l.append_command(1, Command::Int(1), None);
+        l.append_command(1, Command::Int(2), None);
         // Entries 1 and 2 never reached storage: replacing 2 is an append.
         assert_eq!(
             l.maybe_append(&[e(1, 1, 1), e(2, 2, 3)], false, false, None),

@@ -8,6 +8,7 @@ pub mod dialect;
 pub mod log;
 pub mod progress;
 pub mod quorum;
+pub mod sessions;
 pub mod types;
 
 pub use self::core::{Raft, RaftConfig, WIRE_MAX};

@@ -63,12 +63,32 @@ pub fn python_str_repr(s: &str) -> String {
     out
 }
 
-/// A log entry (the paper's `Raft.Entry`).
+/// Who took a command, and its number among that node's commands (Raft
+/// section 6.3, client sessions): the node's id, the incarnation of its
+/// session (one per start of the node, durable and increasing), and the
+/// command's sequence number in it (from 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId {
+    pub node: NodeId,
+    pub incarnation: u64,
+    pub seq: u64,
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.node, self.incarnation, self.seq)
+    }
+}
+
+/// A log entry (the paper's `Raft.Entry`), plus the id of the client
+/// command it carries, if a Rust node took it (the original Python nodes'
+/// commands and the leader's no-ops have none).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub term: u64,
     pub index: u64,
     pub command: Command,
+    pub client: Option<ClientId>,
 }
 
 impl fmt::Display for Entry {
@@ -82,12 +102,15 @@ impl fmt::Display for Entry {
 }
 
 /// An entry as it travels on the wire: `index` is nil when a follower
-/// forwards a command to the leader.
+/// forwards a command to the leader. `client` travels between Rust nodes
+/// beside the XML body (a header the original nodes ignore), so their
+/// entries stay `{term, index, command}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WireEntry {
     pub term: u64,
     pub index: Option<u64>,
     pub command: Command,
+    pub client: Option<ClientId>,
 }
 
 impl From<&Entry> for WireEntry {
@@ -96,6 +119,7 @@ impl From<&Entry> for WireEntry {
             term: e.term,
             index: Some(e.index),
             command: e.command.clone(),
+            client: e.client,
         }
     }
 }
@@ -184,40 +208,6 @@ pub struct Outbound {
     pub to: NodeId,
     pub seq: u64,
     pub rpc: Rpc,
-    /// For forwarded commands: an id the leader uses to drop a batch it
-    /// has already queued (the runtime sends it as a header).
-    pub forward_id: Option<ForwardId>,
-}
-
-/// Identifies one batch of forwarded commands: the forwarding node's
-/// incarnation (random at start) and the batch's number in it. A retry of
-/// the same batch carries the same id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ForwardId {
-    pub incarnation: u64,
-    pub batch: u64,
-}
-
-impl fmt::Display for ForwardId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}-{}", self.incarnation, self.batch)
-    }
-}
-
-impl std::str::FromStr for ForwardId {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (i, b) = s
-            .trim()
-            .split_once('-')
-            .ok_or("expected <incarnation>-<batch>")?;
-        Ok(ForwardId {
-            incarnation: u64::from_str_radix(i, 16).map_err(|e| e.to_string())?,
-            batch: b
-                .parse()
-                .map_err(|e: std::num::ParseIntError| e.to_string())?,
-        })
-    }
 }
 
 /// A request the core refuses as malformed: the runtime answers a Fault and
@@ -299,8 +289,6 @@ pub enum Msg {
         /// The sender's id when it told us (Rust nodes send a header; the
         /// original Python nodes do not).
         from: Option<NodeId>,
-        /// For forwarded commands from a Rust node.
-        forward_id: Option<ForwardId>,
         rpc: Rpc,
     },
     /// A peer's reply (or failure) to the request the core sent with `seq`;
@@ -333,7 +321,17 @@ pub struct Ready {
     pub messages: Vec<Outbound>,
     pub answers: Vec<Answer>,
     /// Newly committed entries, in log order.
-    pub committed: Vec<Entry>,
+    pub committed: Vec<Committed>,
+}
+
+/// A committed entry, handed to the state machine in log order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    pub entry: Entry,
+    /// A copy of a client command already applied (the same [`ClientId`]
+    /// reached the log twice, say through a forward resent after a lost
+    /// answer): the state machine skips it, so every command counts once.
+    pub duplicate: bool,
 }
 
 impl Ready {

@@ -385,7 +385,12 @@ fn recover(
 }
 
 /// Create `path` holding `data` so that a crash leaves it whole or absent.
-fn write_atomically(dir: &Path, tmp: &Path, path: &Path, data: &[u8]) -> Result<(), StorageError> {
+pub(super) fn write_atomically(
+    dir: &Path,
+    tmp: &Path,
+    path: &Path,
+    data: &[u8],
+) -> Result<(), StorageError> {
     let mut f = File::create(tmp).map_err(io_err("create", tmp))?;
     f.write_all(data).map_err(io_err("write", tmp))?;
     f.sync_all().map_err(io_err("fsync", tmp))?;
@@ -444,9 +449,10 @@ mod tests {
                 voted_for: Some(u64::MAX)
             }
         );
-        assert_eq!(indices(&log), vec![4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(indices(&log), vec![4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
         assert_eq!(log[3], text(2, 7, "héllo 'wörld' \"\n"));
         assert_eq!(log[5], int(3, 9, -1));
+        assert!(log[7].client.is_some() && log[8].client.is_none() && log[9].client.is_some());
         assert_eq!((hs, log), model.load().unwrap());
     }
 

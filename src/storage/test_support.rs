@@ -37,6 +37,7 @@ pub(super) fn int(term: u64, index: u64, c: i32) -> Entry {
         term,
         index,
         command: Command::Int(c),
+        client: None,
     }
 }
 
@@ -45,6 +46,7 @@ pub(super) fn text(term: u64, index: u64, s: &str) -> Entry {
         term,
         index,
         command: Command::Text(s.to_string()),
+        client: None,
     }
 }
 
@@ -101,7 +103,23 @@ pub(super) fn sample_batches() -> Vec<PersistBatch> {
         batch(None, Some(9), vec![int(3, 9, -1)]),
         batch(Some((u64::MAX, Some(u64::MAX))), None, vec![]),
         batch(None, None, vec![int(u64::MAX, 10, 0)]),
+        batch(
+            None,
+            None,
+            vec![with_client(int(3, 11, 2)), text(3, 12, "x")],
+        ),
+        batch(None, None, vec![with_client(text(3, 13, "y"))]),
     ]
+}
+
+/// The entry, as taken by node 2 in its session 5 as command 7.
+fn with_client(mut e: Entry) -> Entry {
+    e.client = Some(crate::raft::ClientId {
+        node: 2,
+        incarnation: 5,
+        seq: u64::MAX - 7,
+    });
+    e
 }
 
 /// The truncate/append contract, identical for both back ends.

@@ -2,7 +2,7 @@
 //! docs of `storage`) and the replay that rebuilds the live state from it.
 
 use super::mem::LiveState;
-use crate::raft::{Command, Entry, HardState, PersistBatch};
+use crate::raft::{ClientId, Command, Entry, HardState, PersistBatch};
 
 pub(super) const MAGIC: &[u8; 8] = b"RAFTWAL1";
 pub(super) const RECORD_HEADER: usize = 8;
@@ -12,6 +12,11 @@ const FLAG_HARD_STATE: u8 = 1;
 const FLAG_TRUNCATE: u8 = 2;
 const CMD_INT: u8 = 0;
 const CMD_TEXT: u8 = 1;
+/// Set on the command tag when the entry's client id (node, incarnation,
+/// seq: three u64) follows the command. WALs written before client ids
+/// existed never set it, and still read.
+const HAS_CLIENT: u8 = 0x80;
+const CLIENT_LEN: usize = 24;
 /// Bytes of an encoded entry without its command payload.
 const ENTRY_FIXED: usize = 8 + 8 + 1;
 
@@ -22,6 +27,7 @@ pub(super) fn entry_len(e: &Entry) -> usize {
             Command::Int(_) => 4,
             Command::Text(s) => 4 + s.len(),
         }
+        + e.client.map_or(0, |_| CLIENT_LEN)
 }
 
 /// Append one record holding a batch to `buf`.
@@ -62,16 +68,22 @@ pub(super) fn encode_record(
     for e in entries {
         buf.extend_from_slice(&e.term.to_le_bytes());
         buf.extend_from_slice(&e.index.to_le_bytes());
+        let client_flag = e.client.map_or(0, |_| HAS_CLIENT);
         match &e.command {
             Command::Int(i) => {
-                buf.push(CMD_INT);
+                buf.push(CMD_INT | client_flag);
                 buf.extend_from_slice(&i.to_le_bytes());
             }
             Command::Text(s) => {
                 let len = u32::try_from(s.len()).map_err(|_| too_big())?;
-                buf.push(CMD_TEXT);
+                buf.push(CMD_TEXT | client_flag);
                 buf.extend_from_slice(&len.to_le_bytes());
                 buf.extend_from_slice(s.as_bytes());
+            }
+        }
+        if let Some(id) = e.client {
+            for n in [id.node, id.incarnation, id.seq] {
+                buf.extend_from_slice(&n.to_le_bytes());
             }
         }
     }
@@ -165,7 +177,8 @@ pub(super) fn decode_record(payload: &[u8]) -> Result<PersistBatch, String> {
     for _ in 0..count {
         let term = c.u64("entry term")?;
         let index = c.u64("entry index")?;
-        let command = match c.u8("command tag")? {
+        let tag = c.u8("command tag")?;
+        let command = match tag & !HAS_CLIENT {
             CMD_INT => Command::Int(i32::from_le_bytes(
                 c.take(4, "int command")?.try_into().unwrap_or_default(),
             )),
@@ -178,10 +191,20 @@ pub(super) fn decode_record(payload: &[u8]) -> Result<PersistBatch, String> {
             }
             other => return Err(format!("unknown command tag {other} at index {index}")),
         };
+        let client = if tag & HAS_CLIENT != 0 {
+            Some(ClientId {
+                node: c.u64("client node")?,
+                incarnation: c.u64("client incarnation")?,
+                seq: c.u64("client seq")?,
+            })
+        } else {
+            None
+        };
         append.push(Entry {
             term,
             index,
             command,
+            client,
         });
     }
     if c.pos != payload.len() {

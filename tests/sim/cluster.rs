@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 use raftian::raft::{
-    Answer, Command, Entry, ForwardId, HardState, Mode, Msg, NodeId, Outbound, PeerKind,
-    PersistBatch, Raft, RaftConfig, Reply, Rpc, RpcFailure,
+    Answer, ClientId, Command, Committed as Applied, Entry, HardState, Mode, Msg, NodeId, Outbound,
+    PeerKind, PersistBatch, Raft, RaftConfig, Reply, Rpc, RpcFailure,
 };
 
 use crate::rng::{Rng, mix};
@@ -104,6 +104,10 @@ struct Node {
     leader_log: (usize, u64),
     log_version: u64,
     applied: BTreeMap<u64, Command>,
+    /// Client commands this incarnation applied (each at most once).
+    applied_ids: HashSet<ClientId>,
+    /// Newest session incarnation of each node among them.
+    newest_inc: HashMap<NodeId, u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -126,7 +130,6 @@ enum Ev {
         to: usize,
         seq: u64,
         rpc: Rpc,
-        forward_id: Option<ForwardId>,
     },
     Reply {
         from: usize,
@@ -198,11 +201,10 @@ pub struct Cluster {
     committed: BTreeMap<u64, Committed>,
     /// `rust_peer[i][p]`: node i takes peer p for a Rust node.
     rust_peer: Vec<Vec<bool>>,
-    /// Forwarded batches in flight: (node, incarnation, seq) -> (id, sent at).
-    forwards: HashMap<(usize, u64, u64), (ForwardId, u64)>,
-    /// Forwarded batches the leader acknowledged to a node that still waited
-    /// for the answer: that node must never send them again.
-    acked_forwards: HashSet<(usize, u64, u64)>,
+    /// Every command proposed: (proposing node, its incarnation, the id the
+    /// core gave it, whether the guarantee holds: the node takes every peer
+    /// for a Rust node, so no original-dialect leader can drop its id).
+    proposed: Vec<(usize, u64, ClientId, bool)>,
     /// Client command value -> index -> nodes that applied it there (current incarnations).
     by_cmd: HashMap<i32, BTreeMap<u64, BTreeSet<usize>>>,
 }
@@ -290,8 +292,7 @@ impl Cluster {
             chain: HashMap::new(),
             committed: BTreeMap::new(),
             by_cmd: HashMap::new(),
-            forwards: HashMap::new(),
-            acked_forwards: HashSet::new(),
+            proposed: Vec::new(),
             rust_peer,
             opts,
         };
@@ -310,6 +311,8 @@ impl Cluster {
                 leader_log: (0, 0),
                 log_version: 0,
                 applied: BTreeMap::new(),
+                applied_ids: HashSet::new(),
+                newest_inc: HashMap::new(),
             });
         }
         for i in 0..n {
@@ -333,6 +336,7 @@ impl Cluster {
             cfg.election_timeout_max = hi;
         }
         cfg.seed = self.rng.next_u64();
+        cfg.incarnation = self.nodes[i].inc + 1;
         // A fresh clock origin for this incarnation, 0-100 s before boot.
         self.nodes[i].clock_base = self.rng.below(100_000 * MS) as i64 - self.now as i64;
         let disk = &self.nodes[i].disk;
@@ -363,6 +367,8 @@ impl Cluster {
         node.leader_log = (0, 0);
         node.log_version = u64::MAX;
         node.last_seq = 0;
+        node.applied_ids.clear();
+        node.newest_inc.clear();
         for (idx, cmd) in std::mem::take(&mut node.applied) {
             if let Command::Int(x) = cmd
                 && let Some(set) = self.by_cmd.get_mut(&x).and_then(|m| m.get_mut(&idx))
@@ -537,22 +543,6 @@ impl Cluster {
                 Rpc::IsLogEmpty => self.stats.probes += 1,
             }
             self.tr(|| format!("  {from} -> {to} #{} {:?}", o.seq, o.rpc));
-            if let Some(id) = o.forward_id {
-                if self
-                    .acked_forwards
-                    .contains(&(from, id.incarnation, id.batch))
-                {
-                    violation(
-                        self.now,
-                        format!(
-                            "node {from} forwards batch {id} again, but the leader had acknowledged it \
-                             (its commands would be appended twice)"
-                        ),
-                    );
-                }
-                self.forwards
-                    .insert((from, from_inc, o.seq), (id, self.now));
-            }
             if !self.link_ok(from, to) || (self.unreliable && self.rng.chance(0.1)) {
                 self.fail_back(from, from_inc, to, o.seq, false);
                 continue;
@@ -572,7 +562,6 @@ impl Cluster {
                         to,
                         seq: o.seq,
                         rpc: o.rpc.clone(),
-                        forward_id: o.forward_id,
                     },
                 );
             }
@@ -630,20 +619,22 @@ impl Cluster {
                 to,
                 seq,
                 rpc,
-                forward_id,
             } => {
                 if self.nodes[to].raft.is_none() || !self.link_ok(from, to) {
                     self.fail_back(from, from_inc, to, seq, false);
                     return;
                 }
                 let now = self.clock(to);
+                // In the paper's static mode, a peer this node takes for an
+                // original Python node sends no node header, as they do.
+                let headerless = self.opts.static_leader.is_some() && !self.rust_peer[to][from];
+                let sender = (!headerless).then_some(from as NodeId);
                 let raft = self.nodes[to].raft.as_mut().expect("up");
                 raft.step(
                     now,
                     Msg::Request {
                         token: seq,
-                        from: Some(from as NodeId),
-                        forward_id,
+                        from: sender,
                         rpc: rpc.clone(),
                     },
                 );
@@ -696,12 +687,6 @@ impl Cluster {
                     return;
                 }
                 self.tr(|| format!("  {to} gets reply #{seq} from {from}: {result:?}"));
-                if let Some((id, sent)) = self.forwards.remove(&(to, to_inc, seq))
-                    && matches!(result, Ok(Reply::Append(r)) if r.success)
-                    && self.now < sent + self.opts.request_timeout.expect("set").as_micros() as u64
-                {
-                    self.acked_forwards.insert((to, id.incarnation, id.batch));
-                }
                 let now = self.clock(to);
                 let raft = self.nodes[to].raft.as_mut().expect("up");
                 let kind = None;
@@ -759,8 +744,16 @@ impl Cluster {
 
     /// Hand a command to node `i` (the game's `pygame_commands`).
     pub fn propose(&mut self, i: usize, cmd: i32) {
+        let guaranteed = (0..self.opts.n).all(|p| p == i || self.rust_peer[i][p]);
+        let inc = self.nodes[i].inc;
         if let Some(r) = self.nodes[i].raft.as_mut() {
             self.stats.proposals += 1;
+            let id = ClientId {
+                node: i as NodeId,
+                incarnation: r.config().incarnation,
+                seq: r.next_client_seq(),
+            };
+            self.proposed.push((i, inc, id, guaranteed));
             r.step(Duration::ZERO, Msg::Propose(vec![Command::Int(cmd)]));
             self.tr(|| format!("client proposes {cmd} at node {i}"));
         }
@@ -981,8 +974,36 @@ impl Cluster {
         } else {
             node.leader_term = None;
         }
-        // Applied orders: in log order, committed, and the committed entry.
-        for e in orders {
+        // Applied orders: in log order, committed, and the committed entry;
+        // a client command applied at most once per incarnation, and only a
+        // real copy skipped.
+        for Applied {
+            entry: e,
+            duplicate,
+        } in orders
+        {
+            if let Some(id) = e.client {
+                let first = node.applied_ids.insert(id);
+                // A command of an ended incarnation of its node (one that
+                // restarted and had a newer command applied) may be skipped.
+                let ended = node
+                    .newest_inc
+                    .get(&id.node)
+                    .is_some_and(|n| *n > id.incarnation);
+                let newest = node.newest_inc.entry(id.node).or_default();
+                *newest = (*newest).max(id.incarnation);
+                if (first && duplicate && !ended) || (!first && !duplicate) {
+                    violation(
+                        now,
+                        format!(
+                            "EXACTLY-ONCE: node {i} {} client command {id} at index {} (applied before: {})",
+                            if duplicate { "skips" } else { "applies" },
+                            e.index,
+                            !first
+                        ),
+                    );
+                }
+            }
             if e.index != node.next_apply {
                 violation(
                     now,
@@ -1011,6 +1032,9 @@ impl Cluster {
                 ),
             }
             node.next_apply = e.index + 1;
+            if duplicate {
+                continue;
+            }
             if let Command::Int(x) = e.command {
                 by_cmd
                     .entry(x)
@@ -1277,6 +1301,49 @@ impl Cluster {
             panic!(
                 "LIVENESS: commands proposed at (node, command) {stuck:?} not committed on all \
                  {want} running nodes within 10 s (or commands still queued): {}",
+                self.describe()
+            );
+        }
+    }
+
+    /// Every scenario ends here: heal the network and stop the chaos; then
+    /// every command proposed at a node that still runs the same
+    /// incarnation (and takes all its peers for Rust nodes: an original
+    /// leader drops ids) must be applied on every running node within a
+    /// bounded wait. Applied exactly once: the per-apply invariant checks.
+    pub fn finish(mut self) {
+        self.unreliable = false;
+        self.long_reordering = false;
+        self.set_clients(false);
+        self.heal();
+        let up: Vec<usize> = (0..self.opts.n).filter(|i| self.is_up(*i)).collect();
+        for &i in &up {
+            self.connect(i);
+        }
+        let leader_down = self
+            .opts
+            .static_leader
+            .is_some_and(|l| !self.is_up(l as usize));
+        if up.len() < self.opts.n / 2 + 1 || leader_down {
+            return; // nothing can commit
+        }
+        let want: Vec<(usize, ClientId)> = self
+            .proposed
+            .iter()
+            .filter(|(i, inc, _, g)| *g && self.is_up(*i) && self.nodes[*i].inc == *inc)
+            .map(|(i, _, id, _)| (*i, *id))
+            .collect();
+        let missing = |c: &Cluster| -> Vec<(usize, ClientId)> {
+            want.iter()
+                .copied()
+                .filter(|(_, id)| up.iter().any(|j| !c.nodes[*j].applied_ids.contains(id)))
+                .collect()
+        };
+        if !self.wait_for(LIVENESS, |c| missing(c).is_empty()) {
+            panic!(
+                "EXACTLY-ONCE LIVENESS: commands (node, id) {:?} taken by nodes that stayed up \
+                 not applied on all of {up:?} within 10 s of healing: {}",
+                missing(&self),
                 self.describe()
             );
         }

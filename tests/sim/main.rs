@@ -103,7 +103,7 @@ fn run(name: &str) {
             _ => Peers::Mixed,
         };
         let _report = FailureReport { name, seed, peers };
-        scenario(seed, peers);
+        scenario(seed, peers).finish();
     }
     if !seeds.is_empty() {
         println!("sim {name}: {} seeds in {:.2?}", seeds.len(), t0.elapsed());

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use crate::cluster::{Cluster, ELECTION_WAIT, LIVENESS, MS, Options, Peers};
 
-/// A scenario gets its seed and how nodes mark their peers.
-pub type Scenario = fn(u64, Peers);
+/// A scenario gets its seed and how nodes mark their peers, and hands back
+/// its cluster for the checks every scenario ends with.
+pub type Scenario = fn(u64, Peers) -> Cluster;
 
 pub const ALL: &[(&str, Scenario)] = &[
     ("initial_election", initial_election),
@@ -52,7 +53,7 @@ fn unreliable_cluster(seed: u64, n: usize, peers: Peers) -> Cluster {
 
 // ----- 2A: leader election -----
 
-fn initial_election(seed: u64, peers: Peers) {
+fn initial_election(seed: u64, peers: Peers) -> Cluster {
     let mut c = cluster(seed, 3, peers);
     c.check_one_leader();
     let term1 = c.check_terms();
@@ -67,9 +68,10 @@ fn initial_election(seed: u64, peers: Peers) {
         c.describe()
     );
     c.check_one_leader();
+    c
 }
 
-fn reelection(seed: u64, peers: Peers) {
+fn reelection(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
     let mut c = cluster(seed, n, peers);
     let leader1 = c.check_one_leader();
@@ -99,9 +101,10 @@ fn reelection(seed: u64, peers: Peers) {
     c.check_one_leader();
     c.connect(leader2);
     c.check_one_leader();
+    c
 }
 
-fn many_elections(seed: u64, peers: Peers) {
+fn many_elections(seed: u64, peers: Peers) -> Cluster {
     let n = 7;
     let mut c = cluster(seed, n, peers);
     c.check_one_leader();
@@ -118,11 +121,12 @@ fn many_elections(seed: u64, peers: Peers) {
         }
     }
     c.check_one_leader();
+    c
 }
 
 // ----- 2B: log replication -----
 
-fn basic_agree(seed: u64, peers: Peers) {
+fn basic_agree(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
     let mut c = cluster(seed, n, peers);
     // Index 0 is the first leader's no-op.
@@ -133,6 +137,7 @@ fn basic_agree(seed: u64, peers: Peers) {
         assert_eq!(index, expected_index, "got index {index}: {}", c.describe());
     }
     exactly_once(&c, 1..c.peek_fresh());
+    c
 }
 
 /// With a reliable network and no faults, every client command commits
@@ -144,7 +149,7 @@ fn exactly_once(c: &Cluster, cmds: std::ops::Range<i32>) {
     }
 }
 
-fn follower_failure(seed: u64, peers: Peers) {
+fn follower_failure(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
     let mut c = cluster(seed, n, peers);
     let x = c.fresh();
@@ -165,9 +170,10 @@ fn follower_failure(seed: u64, peers: Peers) {
     c.propose(leader2, x);
     c.run_for(2 * ELECTION_WAIT);
     assert_eq!(c.applied_count(x), 0, "committed without a majority");
+    c
 }
 
-fn leader_failure(seed: u64, peers: Peers) {
+fn leader_failure(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
     let mut c = cluster(seed, n, peers);
     let x = c.fresh();
@@ -189,9 +195,10 @@ fn leader_failure(seed: u64, peers: Peers) {
     }
     c.run_for(2 * ELECTION_WAIT);
     assert_eq!(c.applied_count(x), 0, "committed without a majority");
+    c
 }
 
-fn fail_agree(seed: u64, peers: Peers) {
+fn fail_agree(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
     let mut c = cluster(seed, n, peers);
     let x = c.fresh();
@@ -214,9 +221,10 @@ fn fail_agree(seed: u64, peers: Peers) {
     c.run_for(ELECTION_WAIT);
     let x = c.fresh();
     c.one(x, n, true);
+    c
 }
 
-fn fail_no_agree(seed: u64, peers: Peers) {
+fn fail_no_agree(seed: u64, peers: Peers) -> Cluster {
     let n = 5;
     let mut c = cluster(seed, n, peers);
     let x = c.fresh();
@@ -236,9 +244,10 @@ fn fail_no_agree(seed: u64, peers: Peers) {
     let x = c.fresh();
     c.one(x, n, true);
     c.check_each_node_commits();
+    c
 }
 
-fn concurrent_starts(seed: u64, peers: Peers) {
+fn concurrent_starts(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
     let mut c = cluster(seed, n, peers);
     for attempt in 0..5 {
@@ -274,12 +283,12 @@ fn concurrent_starts(seed: u64, peers: Peers) {
                 "command {x} not committed once"
             );
         }
-        return;
+        return c;
     }
     panic!("term changed too often");
 }
 
-fn rejoin(seed: u64, peers: Peers) {
+fn rejoin(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
     let mut c = cluster(seed, n, peers);
     let x = c.fresh();
@@ -304,9 +313,10 @@ fn rejoin(seed: u64, peers: Peers) {
     let x = c.fresh();
     c.one(x, n, true);
     c.check_each_node_commits();
+    c
 }
 
-fn backup(seed: u64, peers: Peers) {
+fn backup(seed: u64, peers: Peers) -> Cluster {
     let n = 5;
     let mut c = cluster(seed, n, peers);
     let x = c.fresh();
@@ -361,9 +371,10 @@ fn backup(seed: u64, peers: Peers) {
     let x = c.fresh();
     c.one(x, n, true);
     c.check_each_node_commits();
+    c
 }
 
-fn count(seed: u64, peers: Peers) {
+fn count(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
     let mut c = cluster(seed, n, peers);
     c.check_one_leader();
@@ -427,11 +438,12 @@ fn count(seed: u64, peers: Peers) {
         "too many RPCs ({}) for 1 second of idleness",
         total3 - total2
     );
+    c
 }
 
 // ----- 2C: persistence -----
 
-fn persist1(seed: u64, peers: Peers) {
+fn persist1(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
     let mut c = cluster(seed, n, peers);
     let x = c.fresh();
@@ -472,9 +484,10 @@ fn persist1(seed: u64, peers: Peers) {
     let x = c.fresh();
     c.one(x, n, true);
     c.check_each_node_commits();
+    c
 }
 
-fn persist2(seed: u64, peers: Peers) {
+fn persist2(seed: u64, peers: Peers) -> Cluster {
     let n = 5;
     let mut c = cluster(seed, n, peers);
     for _ in 0..3 {
@@ -503,9 +516,10 @@ fn persist2(seed: u64, peers: Peers) {
     let x = c.fresh();
     c.one(x, n, true);
     c.check_each_node_commits();
+    c
 }
 
-fn persist3(seed: u64, peers: Peers) {
+fn persist3(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
     let mut c = cluster(seed, n, peers);
     let x = c.fresh();
@@ -526,6 +540,7 @@ fn persist3(seed: u64, peers: Peers) {
     let x = c.fresh();
     c.one(x, n, true);
     c.check_each_node_commits();
+    c
 }
 
 /// MIT runs 1000.
@@ -533,7 +548,7 @@ const FIGURE8_ITERS: usize = 1000;
 
 /// Figure 8 of the Raft paper: leaders crash right after appending, so
 /// entries of old terms sit on a majority without being committed.
-fn figure8(seed: u64, peers: Peers) {
+fn figure8(seed: u64, peers: Peers) -> Cluster {
     let n = 5;
     let mut c = cluster(seed, n, peers);
     let x = c.fresh();
@@ -579,9 +594,10 @@ fn figure8(seed: u64, peers: Peers) {
     let x = c.fresh();
     c.one(x, n, true);
     c.check_each_node_commits();
+    c
 }
 
-fn unreliable_agree(seed: u64, peers: Peers) {
+fn unreliable_agree(seed: u64, peers: Peers) -> Cluster {
     let n = 5;
     let mut c = unreliable_cluster(seed, n, peers);
     for _ in 0..50 {
@@ -592,9 +608,10 @@ fn unreliable_agree(seed: u64, peers: Peers) {
     let x = c.fresh();
     c.one(x, n, true);
     c.check_each_node_commits();
+    c
 }
 
-fn figure8_unreliable(seed: u64, peers: Peers) {
+fn figure8_unreliable(seed: u64, peers: Peers) -> Cluster {
     let n = 5;
     let mut c = unreliable_cluster(seed, n, peers);
     let x = c.fresh();
@@ -644,11 +661,12 @@ fn figure8_unreliable(seed: u64, peers: Peers) {
     let x = c.fresh();
     c.one(x, n, true);
     c.check_each_node_commits();
+    c
 }
 
 /// MIT's churn: clients propose all the time while nodes disconnect, crash
 /// and restart at random; afterwards everything heals and must agree.
-fn churn(seed: u64, peers: Peers, unreliable: bool) {
+fn churn(seed: u64, peers: Peers, unreliable: bool) -> Cluster {
     let n = 5;
     let mut c = if unreliable {
         unreliable_cluster(seed, n, peers)
@@ -690,19 +708,20 @@ fn churn(seed: u64, peers: Peers, unreliable: bool) {
     c.one(x, n, true);
     c.wait_all_applied();
     c.check_each_node_commits();
+    c
 }
 
-fn reliable_churn(seed: u64, peers: Peers) {
-    churn(seed, peers, false);
+fn reliable_churn(seed: u64, peers: Peers) -> Cluster {
+    churn(seed, peers, false)
 }
 
-fn unreliable_churn(seed: u64, peers: Peers) {
-    churn(seed, peers, true);
+fn unreliable_churn(seed: u64, peers: Peers) -> Cluster {
+    churn(seed, peers, true)
 }
 
 /// Not in MIT: arbitrary partitions (including non-transitive ones, where
 /// only single links are cut), duplication and crashes; then heal.
-fn partitions(seed: u64, peers: Peers) {
+fn partitions(seed: u64, peers: Peers) -> Cluster {
     let bits = crate::rng::mix(seed);
     let n = if bits & 1 == 0 { 5 } else { 3 };
     let mut c = if bits & 2 == 0 {
@@ -760,12 +779,13 @@ fn partitions(seed: u64, peers: Peers) {
     c.one(x, n, true);
     c.wait_all_applied();
     c.check_each_node_commits();
+    c
 }
 
 /// Not in MIT: a near-fixed election timeout, no pre-vote and replies
 /// delayed past the next election, so candidates collide and stale vote
 /// replies of earlier terms arrive while a node campaigns again.
-fn split_votes(seed: u64, peers: Peers) {
+fn split_votes(seed: u64, peers: Peers) -> Cluster {
     let n = 5;
     let mut opts = Options::new(n, peers);
     opts.unreliable = true;
@@ -795,11 +815,12 @@ fn split_votes(seed: u64, peers: Peers) {
     let x = c.fresh();
     c.one(x, n, true);
     c.check_each_node_commits();
+    c
 }
 
 /// The paper's mode: node 0 leads term 1 for ever, no elections; followers
 /// forward their commands to it.
-fn static_leader(seed: u64, peers: Peers) {
+fn static_leader(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
     let mut opts = Options::new(n, peers);
     opts.static_leader = Some(0);
@@ -900,4 +921,5 @@ fn static_leader(seed: u64, peers: Peers) {
     c.wait_all_applied();
     c.check_each_node_commits();
     check_static(&c);
+    c
 }

@@ -37,7 +37,8 @@ impl Node {
         let mut ready = self.raft.ready();
         self.raft.advance();
         merge(&mut self.persisted, std::mem::take(&mut ready.persist));
-        self.orders.append(&mut ready.committed);
+        let applied = ready.committed.drain(..).filter(|c| !c.duplicate);
+        self.orders.extend(applied.map(|c| c.entry));
         ready
     }
 
@@ -45,13 +46,11 @@ impl Node {
         &mut self,
         rpc: Rpc,
         from: Option<NodeId>,
-        forward_id: Option<ForwardId>,
         now: Duration,
     ) -> Result<Reply, InvalidRequest> {
         let msg = Msg::Request {
             token: 1,
             from,
-            forward_id,
             rpc,
         };
         self.raft.step(now, msg);
@@ -66,18 +65,8 @@ impl Node {
         sender: Option<NodeId>,
         now: Duration,
     ) -> Result<AppendReply, InvalidRequest> {
-        self.append_entries_rpc_with_id(req, sender, None, now)
-    }
-
-    pub fn append_entries_rpc_with_id(
-        &mut self,
-        req: &AppendEntries,
-        sender: Option<NodeId>,
-        forward_id: Option<ForwardId>,
-        now: Duration,
-    ) -> Result<AppendReply, InvalidRequest> {
         let rpc = Rpc::AppendEntries(req.clone());
-        match self.request(rpc, sender, forward_id, now)? {
+        match self.request(rpc, sender, now)? {
             Reply::Append(r) => Ok(r),
             other => panic!("append answered {other:?}"),
         }
@@ -121,7 +110,8 @@ impl Node {
         self.persisted.take()
     }
 
-    /// Committed entries handed out since the last call, in log order.
+    /// Committed entries applied since the last call, in log order (copies of
+    /// a client command already applied are not).
     pub fn take_orders(&mut self) -> Vec<Entry> {
         std::mem::take(&mut self.orders)
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use log::{debug, info, warn};
 
+use super::client::Proposal;
 use super::role::{LeaderState, Votes};
 use super::*;
 use crate::raft::progress::Progress;
@@ -154,12 +155,19 @@ impl Raft {
             progress,
             quorum_check_at: now + self.cfg.election_timeout_min,
         });
-        self.take_unforwarded();
+        // What this node forwarded and has not seen applied, it now
+        // appends itself (copies of what the old leader did append are
+        // skipped at apply).
+        self.resend_unapplied(now, true);
         if self.cfg.elections() {
             // A no-op of the new term lets earlier entries commit (5.4.2).
-            self.proposals.insert(0, Command::NOOP);
+            let noop = Proposal {
+                command: Command::NOOP,
+                client: None,
+            };
+            self.proposals.insert(0, noop);
         }
-        self.append_proposals();
+        self.append_proposals(now);
         self.maybe_commit();
     }
 

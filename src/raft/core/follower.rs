@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use log::{debug, warn};
 
+use super::client::Proposal;
 use super::role::FollowerState;
 use super::*;
 
@@ -16,14 +17,42 @@ impl Raft {
         now: Duration,
         req: &AppendEntries,
         from: Option<NodeId>,
-        forward_id: Option<ForwardId>,
     ) -> Result<AppendReply, InvalidRequest> {
-        match validate_append(req)? {
-            Batch::Forwarded(commands) => {
-                Ok(self.take_forwarded(now, req.term, commands, from, forward_id))
-            }
+        let batch = validate_append(req)?;
+        self.check_static(req, &batch, from)?;
+        match batch {
+            Batch::Forwarded(commands) => Ok(self.take_forwarded(now, req.term, commands)),
             Batch::Replicate(entries) => Ok(self.receive_append(now, req, &entries, from)),
         }
+    }
+
+    /// The paper's static setup has one term and one leader: anything else
+    /// is a stranger's or a misconfigured node's, and changes nothing.
+    fn check_static(
+        &self,
+        req: &AppendEntries,
+        batch: &Batch,
+        from: Option<NodeId>,
+    ) -> Result<(), InvalidRequest> {
+        let Some(leader) = self.cfg.static_leader else {
+            return Ok(());
+        };
+        if req.term != 1 {
+            return Err(InvalidRequest(format!(
+                "static-leader mode: term {} refused (every node stays at term 1)",
+                req.term
+            )));
+        }
+        // Forwarded commands go to the leader from anyone; log entries only
+        // come from the leader (an original Python node names no sender).
+        if let (Batch::Replicate(_), Some(f)) = (batch, from)
+            && f != leader
+        {
+            return Err(InvalidRequest(format!(
+                "static-leader mode: only node {leader} sends log entries, not node {f}"
+            )));
+        }
+        Ok(())
     }
 
     pub(super) fn follower_deadline(&self) -> Duration {
@@ -122,7 +151,7 @@ impl Raft {
 
 enum Batch {
     /// Commands a follower forwards to the leader (nil indices).
-    Forwarded(Vec<Command>),
+    Forwarded(Vec<Proposal>),
     /// Entries from the leader (possibly none: a heartbeat), duplicates removed.
     Replicate(Vec<Entry>),
 }
@@ -143,9 +172,11 @@ fn validate_append(req: &AppendEntries) -> Result<Batch, InvalidRequest> {
                 "forwarded commands (nil index) cannot be all_log".into(),
             ));
         }
-        return Ok(Batch::Forwarded(
-            entries.iter().map(|e| e.command.clone()).collect(),
-        ));
+        let commands = entries.iter().map(|e| Proposal {
+            command: e.command.clone(),
+            client: e.client,
+        });
+        return Ok(Batch::Forwarded(commands.collect()));
     }
     if forwarded > 0 {
         return Err(InvalidRequest(
@@ -171,6 +202,7 @@ fn validate_entries(term: u64, entries: &[WireEntry]) -> Result<Vec<Entry>, Inva
             term: e.term,
             index,
             command: e.command.clone(),
+            client: e.client,
         };
         if let Some(prev) = out.last() {
             if index == prev.index && *prev == entry {

@@ -16,7 +16,7 @@ use crate::raft::quorum;
 impl Raft {
     /// The leader's part of `service_actions`.
     pub(super) fn lead(&mut self, now: Duration) {
-        self.append_proposals();
+        self.append_proposals(now);
         if self.cfg.check_quorum && self.cfg.elections() {
             self.check_quorum(now);
         }
@@ -49,13 +49,15 @@ impl Raft {
         self.leader()?.progress.get_mut(&to)
     }
 
-    pub(super) fn append_proposals(&mut self) {
-        for command in std::mem::take(&mut self.proposals) {
+    pub(super) fn append_proposals(&mut self, now: Duration) {
+        let proposals = std::mem::take(&mut self.proposals);
+        self.note_sent(proposals.iter().map(|p| &p.client), now);
+        for p in proposals {
             if self.log.next_index() > WIRE_MAX {
                 warn!("log index would overflow the wire's 32-bit int: command dropped");
                 continue;
             }
-            self.log.append_command(self.term, command);
+            self.log.append_command(self.term, p.command, p.client);
         }
     }
 

@@ -20,8 +20,10 @@ use log::info;
 
 use super::dialect::PeerKind;
 use super::log::RaftLog;
+use super::sessions::SessionTable;
 use super::types::*;
 
+mod client;
 mod election;
 mod follower;
 mod forward;
@@ -29,6 +31,7 @@ mod leader;
 mod pending;
 mod role;
 
+use self::client::{ClientSession, Proposal};
 use self::forward::Forwarding;
 use self::pending::{Pending, Requests};
 use self::role::Role;
@@ -62,6 +65,10 @@ pub struct RaftConfig {
     /// reused its incarnation would have its new batches dropped by the
     /// leader as copies of old ones.
     pub seed: u64,
+    /// This start's client session (see `ClientId`): durable and larger
+    /// at every start of the node, so that a command of an earlier start
+    /// is never taken for a new one.
+    pub incarnation: u64,
 }
 
 impl RaftConfig {
@@ -79,6 +86,7 @@ impl RaftConfig {
             retry_interval: Duration::from_millis(50),
             request_timeout: Duration::from_secs(2),
             seed: id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03,
+            incarnation: 1,
         }
     }
 
@@ -106,8 +114,12 @@ pub struct Raft {
     peer_kinds: BTreeMap<NodeId, PeerKind>,
     /// Commands not yet in the log: the leader appends them at the next
     /// `service_actions`; anyone else forwards them to the leader.
-    proposals: Vec<Command>,
+    proposals: Vec<Proposal>,
     fwd: Forwarding,
+    /// This node as a client: the commands it took, until applied.
+    client: ClientSession,
+    /// Replicated: which client commands were applied.
+    sessions: SessionTable,
     election_deadline: Duration,
     last_leader_contact: Option<Duration>,
     requests: Requests,
@@ -138,6 +150,8 @@ impl Raft {
             peer_kinds: BTreeMap::new(),
             proposals: Vec::new(),
             fwd: Forwarding::default(),
+            client: ClientSession::new(cfg.incarnation),
+            sessions: SessionTable::default(),
             election_deadline: Duration::ZERO,
             last_leader_contact: None,
             requests: Requests::new(),
@@ -146,7 +160,6 @@ impl Raft {
             out: Ready::default(),
             cfg,
         };
-        raft.fwd.incarnation = raft.next_random();
         match raft.cfg.static_leader {
             Some(leader) => raft.start_static(leader, now),
             None => {
@@ -216,6 +229,19 @@ impl Raft {
     pub fn queued_commands(&self) -> usize {
         self.proposals.len()
     }
+    /// Commands this node took that it has not seen applied yet.
+    pub fn unapplied_commands(&self) -> usize {
+        self.client.unapplied()
+    }
+    /// The seq the next command proposed here gets (in this node's
+    /// session: `ClientId { node: id, incarnation, seq }`).
+    pub fn next_client_seq(&self) -> u64 {
+        self.client.next_seq()
+    }
+    /// The replicated table of applied client commands.
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
     /// `is_log_empty()`.
     pub fn is_log_empty(&self) -> bool {
         self.log.is_empty()
@@ -233,7 +259,7 @@ impl Raft {
             Role::Leader(l) => self.leader_deadline(l),
             _ => self.follower_deadline(),
         };
-        d.min(role)
+        d.min(role).min(self.resend_deadline())
     }
 
     // ----- input -----
@@ -242,15 +268,10 @@ impl Raft {
     pub fn step(&mut self, now: Duration, msg: Msg) {
         match msg {
             Msg::Tick => self.service_actions(now),
-            Msg::Propose(commands) => self.proposals.extend(commands),
+            Msg::Propose(commands) => self.take_commands(commands),
             Msg::PeerKind(peer, kind) => self.note_peer_kind(peer, kind),
-            Msg::Request {
-                token,
-                from,
-                forward_id,
-                rpc,
-            } => {
-                let result = self.step_request(now, from, forward_id, rpc);
+            Msg::Request { token, from, rpc } => {
+                let result = self.step_request(now, from, rpc);
                 self.out.answers.push(Answer { token, result });
             }
             Msg::Reply {
@@ -271,15 +292,12 @@ impl Raft {
         &mut self,
         now: Duration,
         from: Option<NodeId>,
-        forward_id: Option<ForwardId>,
         rpc: Rpc,
     ) -> Result<Reply, InvalidRequest> {
         // A sender we do not know is no sender: it gets no special trust.
         let from = from.filter(|s| *s != self.cfg.id && self.cfg.peers.contains(s));
         match rpc {
-            Rpc::AppendEntries(req) => self
-                .step_append(now, &req, from, forward_id)
-                .map(Reply::Append),
+            Rpc::AppendEntries(req) => self.step_append(now, &req, from).map(Reply::Append),
             Rpc::RequestVote(req) => self.step_vote(now, &req, false).map(Reply::Vote),
             Rpc::PreVote(req) => self.step_vote(now, &req, true).map(Reply::Vote),
             Rpc::IsLogEmpty => Ok(Reply::LogEmpty(self.log.is_empty())),
@@ -306,11 +324,8 @@ impl Raft {
                 "node {} sees term {t} from node {from}: steps down",
                 self.cfg.id
             );
-            if let Pending::Forward {
-                commands, batch, ..
-            } = pending
-            {
-                self.forward_answered_by_newer_term(batch, commands, &result);
+            if let Pending::Forward { to, batch, .. } = pending {
+                self.forward_answered_by_newer_term(to, batch, &result);
             }
             self.become_follower(t, None, now);
             return;
@@ -331,12 +346,7 @@ impl Raft {
             Pending::Append(sent) => self.on_append_reply(seq, sent, result, now),
             Pending::Probe { to, term, .. } => self.on_probe_reply(seq, to, term, result, now),
             Pending::Vote { term, pre, .. } => self.on_vote_reply(from, term, pre, result, now),
-            Pending::Forward {
-                to,
-                commands,
-                batch,
-                ..
-            } => self.on_forward_reply(to, batch, commands, result, now),
+            Pending::Forward { to, batch, .. } => self.on_forward_reply(to, batch, result, now),
         }
     }
 
@@ -391,6 +401,7 @@ impl Raft {
     /// leader's new entries and replication, forwarding, and apply.
     fn service_actions(&mut self, now: Duration) {
         self.expire_requests(now);
+        self.resend_unapplied(now, false);
         if self.mode() == Mode::Leader {
             self.lead(now);
         } else {
@@ -425,23 +436,25 @@ impl Raft {
         if from > commit {
             return;
         }
-        let entries = self.log.slice(from, commit);
-        if let Some(last) = entries.last() {
-            self.last_applied = Some(last.index);
-            self.out.committed.extend_from_slice(entries);
+        let Some(last) = self.log.slice(from, commit).last().map(|e| e.index) else {
+            return;
+        };
+        for index in from..=last {
+            let entry = self.log.get(index).expect("in the log").clone();
+            // Every node decides in log order: the same copies are skipped
+            // everywhere.
+            let duplicate = entry.client.is_some_and(|id| !self.sessions.admit(id));
+            self.note_applied(entry.client);
+            self.out.committed.push(Committed { entry, duplicate });
         }
+        self.last_applied = Some(last);
     }
 
     // ----- bookkeeping -----
 
     fn send(&mut self, to: NodeId, rpc: Rpc, pending: Pending) -> u64 {
         let seq = self.requests.add(pending);
-        self.out.messages.push(Outbound {
-            to,
-            seq,
-            rpc,
-            forward_id: None,
-        });
+        self.out.messages.push(Outbound { to, seq, rpc });
         seq
     }
 

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::raft::types::{Command, NodeId, Reply, RpcFailure};
+use super::client::Proposal;
+use crate::raft::types::{NodeId, Reply, RpcFailure};
 
 /// An `append_entries_rpc` on its way to a follower.
 #[derive(Clone, Debug)]
@@ -37,8 +38,7 @@ pub(super) enum Pending {
     },
     Forward {
         to: NodeId,
-        commands: Vec<Command>,
-        batch: u64,
+        batch: Vec<Proposal>,
         sent_at: Duration,
     },
 }
