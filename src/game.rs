@@ -64,10 +64,13 @@ pub fn player_from_int(n: i64) -> Result<PlayerId, String> {
     }
 }
 
-/// The board: every player's HP.
+/// The board: every player's HP, and how many orders named each player
+/// (every click counts once, even on a player already dead, so that two
+/// nodes' counts show whether they applied the same clicks).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Game {
     hp: [i32; PLAYERS],
+    orders: [u64; PLAYERS],
 }
 
 impl Default for Game {
@@ -80,6 +83,7 @@ impl Game {
     pub fn new() -> Self {
         Game {
             hp: [MAX_HP; PLAYERS],
+            orders: [0; PLAYERS],
         }
     }
 
@@ -88,6 +92,7 @@ impl Game {
         let Ok(player) = player_from_int(command) else {
             return OrderOutcome::Ignored;
         };
+        self.orders[usize::from(player) - 1] += 1;
         let hp = &mut self.hp[usize::from(player) - 1];
         if *hp <= 0 {
             return OrderOutcome::AlreadyDead(player);
@@ -120,6 +125,11 @@ impl Game {
     pub fn hp_all(&self) -> [i32; PLAYERS] {
         self.hp
     }
+
+    /// Orders applied per player, player 1 first.
+    pub fn orders_all(&self) -> [u64; PLAYERS] {
+        self.orders
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +149,11 @@ mod tests {
         assert!(!g.is_alive(3));
         assert_eq!(g.apply_order(3), OrderOutcome::AlreadyDead(3));
         assert_eq!(g.hp_all(), [100, 100, 0, 100]);
+        assert_eq!(
+            g.orders_all(),
+            [0, 0, 5, 0],
+            "an order on the dead still counts"
+        );
     }
 
     #[test]

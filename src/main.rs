@@ -51,6 +51,10 @@ struct NodeArgs {
     /// Keep Raft state in memory only (the original's behaviour).
     #[arg(long, conflicts_with = "data_dir")]
     ephemeral: bool,
+    /// Allow --ephemeral in election mode, accepting that a restarted node
+    /// may vote twice in one term (for benchmarks).
+    #[arg(long, requires = "ephemeral")]
+    unsafe_ephemeral: bool,
     /// Window frame cap (0 = uncapped).
     #[arg(long, default_value_t = 60)]
     fps: u32,
@@ -93,6 +97,7 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
                 .unwrap_or_else(|| PathBuf::from("data").join(&name)),
         )
     };
+    opts.unsafe_ephemeral = a.unsafe_ephemeral;
     opts.bench = a.apply_trace.is_some();
     opts.apply_trace = a.apply_trace;
     let mut running = node::start(opts)?;

@@ -24,7 +24,7 @@ C=$(((L + 3) % 5)); D=$(((L + 4) % 5)) # cut off
 ft_log "partition: $L $A $B (leader) | $C $D"
 ft_partition "$C" "$D"
 if ft_real_partition; then
-	ft_click "$C" 4 atleast
+	ft_click "$C" 4
 	ft_log "clicked player 4 on cut-off node $C"
 fi
 ft_click "$L" 2

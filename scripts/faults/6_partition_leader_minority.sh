@@ -8,8 +8,9 @@
 #    L (and sent to its follower) but can never commit; L must then step
 #    down (check-quorum) and keep term T (pre-vote).
 # 3. Heal: L and its follower follow the new leader, which is not disturbed
-#    (same leader, same term); L's uncommitted entry is overwritten. Final
-#    logs, clicks and hp identical; the minority's click is in no final log.
+#    (same leader, same term); L's uncommitted entry is overwritten, and L,
+#    which stayed up, sends its click again: every node applies it exactly
+#    once. Final logs, clicks and hp identical.
 #
 # usage: scripts/faults/6_partition_leader_minority.sh [--bin PATH] [--keep] [--port-base N] [--net MODE]
 # shellcheck source=scripts/faults/lib.sh
@@ -27,6 +28,7 @@ if ft_real_partition; then
 	ft_arm_click "$L" 4
 	ft_partition "$L" "$A"
 	ft_fire_click
+	ft_expect 4
 	ft_py wait-status "$L" "s['log_length'] == $len0 + 1" >/dev/null ||
 		ft_fail "cut-off leader $L did not append the click (did it step down first? raise FAULT_ELECTION_MS)"
 	r=$(ft_py wait-log-len --logdir "$FT_DIR/logs" --name "n$L" --len $((len0 + 1))) ||

@@ -356,10 +356,9 @@ ft_term_all() {
 	done
 }
 
-# ft_click ID PLAYER [lost|atleast]: click on node ID. The final log must hold
-# it exactly once; "lost": not at all; "atleast": once or more (a click made
-# while its node cannot reach the leader is forwarded when it can, and may be
-# delivered twice: forwarding has no dedup, as in the paper).
+# ft_click ID PLAYER [lost|atleast]: click on node ID. Every node must apply it
+# exactly once (client sessions: a copy that reached the log twice is
+# skipped); "lost": not at all; "atleast": once or more.
 ft_click() {
 	local i=$1 p=$2 err
 	err=$("${FT_RPC[@]}" "${FT_ADDR[i]}" click "$p" 2>&1 >/dev/null) ||
@@ -375,8 +374,9 @@ ft_click() {
 }
 
 # ft_arm_click ID PLAYER, then the fault, then ft_fire_click: the click lands
-# milliseconds after the fault (no interpreter start-up in between). The click
-# is expected to be lost (it is made on a node that cannot replicate it).
+# milliseconds after the fault (no interpreter start-up in between). It is made
+# on a node that cannot replicate it now: it is lost if that node goes down,
+# and applied once if the node stays up (then say so with ft_expect PLAYER).
 FT_ARMED=""
 ft_arm_click() {
 	rm -f "$FT_DIR/fire"
@@ -390,6 +390,9 @@ ft_fire_click() {
 	wait "$FT_ARMED" || ft_fail "the armed click failed"
 	FT_ARMED=""
 }
+
+# ft_expect PLAYER: one more click on PLAYER must be applied exactly once.
+ft_expect() { FT_EXPECT[$1]=$((FT_EXPECT[$1] + 1)); }
 
 ft_py() { "${FT_PY[@]}" --nodes "$FT_DIR/nodes" --leaders "$FT_DIR/leaders" --timeout "$FT_TIMEOUT" "$@"; }
 
@@ -415,12 +418,13 @@ ft_status_field() { # ID FIELD
 # log lines, the clicks they hold and the hp every node showed; check one
 # leader per term.
 ft_finish() {
-	local hp names=() i
+	local hp orders names=() i
 	hp=$(ft_status_field 0 hp | tr -d ' ')
+	orders=$(ft_status_field 0 orders | tr -d ' ')
 	for i in "${!FT_NODE_NAME[@]}"; do names+=("${FT_NODE_NAME[i]}"); done
 	ft_term_all
 	local counts="1=${FT_EXPECT[1]}${FT_ATLEAST[1]},2=${FT_EXPECT[2]}${FT_ATLEAST[2]},3=${FT_EXPECT[3]}${FT_ATLEAST[3]},4=${FT_EXPECT[4]}${FT_ATLEAST[4]}"
-	ft_py check-logs --logdir "$FT_DIR/logs" --names "${names[@]}" --hp "$hp" --counts "$counts" "$@" ||
+	ft_py check-logs --logdir "$FT_DIR/logs" --names "${names[@]}" --hp "$hp" --orders "$orders" --counts "$counts" "$@" ||
 		ft_fail "final log check failed"
 	if [ -x "$FT_REPO/scripts/check_replication.sh" ]; then
 		"$FT_REPO/scripts/check_replication.sh" "$FT_DIR/logs" "${names[@]}" >/dev/null ||

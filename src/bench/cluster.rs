@@ -202,7 +202,7 @@ impl Cluster {
             StorageKind::Disk => cmd
                 .arg("--data-dir")
                 .arg(self.dir.join(format!("data-n{i}"))),
-            StorageKind::Mem => cmd.arg("--ephemeral"),
+            StorageKind::Mem => cmd.args(["--ephemeral", "--unsafe-ephemeral"]),
         };
         if let Some(t) = self.trace_path(i) {
             cmd.arg("--apply-trace").arg(t);

@@ -19,7 +19,7 @@ use super::trace::Trace;
 use crate::logfile::LogFile;
 use crate::queues::{CommandReceiver, NodeStatus, OrderSender, StatusBoard};
 use crate::raft::{
-    Answer, Command, Entry, ForwardId, Msg, NodeId, PeerKind, PersistBatch, Raft, Reply, Rpc,
+    Answer, Command, Committed, Entry, Msg, NodeId, PeerKind, PersistBatch, Raft, Reply, Rpc,
     RpcFailure,
 };
 use crate::storage::Storage;
@@ -32,7 +32,6 @@ pub enum Event {
     /// An RPC from a peer, for the core.
     Request {
         from: Option<NodeId>,
-        forward_id: Option<ForwardId>,
         rpc: Rpc,
         reply: AnswerTx,
     },
@@ -45,6 +44,12 @@ pub enum Event {
     },
     LogSnapshot {
         reply: oneshot::Sender<Vec<Entry>>,
+    },
+    /// A click whose caller waits until this node applied it
+    /// (`click_wait`).
+    ClickWait {
+        command: i32,
+        reply: oneshot::Sender<()>,
     },
 }
 
@@ -84,6 +89,8 @@ pub struct Actor {
     log_version: watch::Sender<u64>,
     log_file: Option<Arc<Mutex<LogFile>>>,
     trace: Option<Arc<Trace>>,
+    /// `click_wait` callers, by the seq their click got in our session.
+    click_waiters: HashMap<u64, oneshot::Sender<()>>,
 }
 
 /// Most events handled before one persist + send round.
@@ -152,6 +159,7 @@ impl Actor {
             log_version,
             log_file,
             trace,
+            click_waiters: HashMap::new(),
         }
     }
 
@@ -214,6 +222,11 @@ impl Actor {
             self.peers.send(m);
         }
         self.deliver_orders(ready.committed);
+        if let Some(t) = &self.trace {
+            // Once a turn, so that tests can read what was applied while
+            // the node runs (and a SIGKILL loses at most one turn).
+            t.flush();
+        }
         self.raft.advance();
         self.log_version.send_if_modified(|v| {
             let changed = *v != self.raft.log_version();
@@ -237,19 +250,9 @@ impl Actor {
     fn handle(&mut self, ev: Event, waiting: &mut Waiting) {
         let now = self.now();
         match ev {
-            Event::Request {
-                from,
-                forward_id,
-                rpc,
-                reply,
-            } => {
+            Event::Request { from, rpc, reply } => {
                 let token = waiting.add(reply);
-                let msg = Msg::Request {
-                    token,
-                    from,
-                    forward_id,
-                    rpc,
-                };
+                let msg = Msg::Request { token, from, rpc };
                 self.raft.step(now, msg);
             }
             Event::Reply {
@@ -268,6 +271,14 @@ impl Actor {
             }
             Event::LogSnapshot { reply } => {
                 let _ = reply.send(self.raft.entries().to_vec());
+            }
+            Event::ClickWait { command, reply } => {
+                // Proposed now rather than through pygame_commands, so the
+                // click's id (and so its application) is known.
+                self.click_waiters
+                    .insert(self.raft.next_client_seq(), reply);
+                let msg = Msg::Propose(vec![Command::Int(command)]);
+                self.raft.step(now, msg);
             }
         }
     }
@@ -294,13 +305,26 @@ impl Actor {
         }
     }
 
-    fn deliver_orders(&mut self, committed: Vec<Entry>) {
-        for e in committed {
-            if let Command::Int(c) = e.command {
+    /// Committed commands become orders on `raft_orders`, each client
+    /// command once (a copy that reached the log twice is skipped).
+    fn deliver_orders(&mut self, committed: Vec<Committed>) {
+        let me = (self.raft.id(), self.raft.config().incarnation);
+        for Committed { entry, duplicate } in committed {
+            if duplicate {
+                continue;
+            }
+            if let Command::Int(c) = entry.command {
                 if let Some(t) = &self.trace {
                     t.applied(i64::from(c));
                 }
                 self.orders.push(i64::from(c));
+            }
+            // click_wait answers once its order is on raft_orders.
+            if let Some(id) = entry.client
+                && (id.node, id.incarnation) == me
+                && let Some(waiter) = self.click_waiters.remove(&id.seq)
+            {
+                let _ = waiter.send(());
             }
         }
     }

@@ -23,7 +23,7 @@ use crate::config::{ClusterConfig, NodeEntry};
 use crate::logfile::LogFile;
 use crate::queues::{GameLink, SharedGame, StatusBoard, command_queue, order_queue};
 use crate::raft::{Entry, HardState, NodeId, PersistBatch, Raft};
-use crate::storage::{FileStorage, MemStorage, Storage};
+use crate::storage::{FileStorage, MemStorage, Storage, meta};
 
 /// How to run one node.
 #[derive(Clone, Debug)]
@@ -37,6 +37,9 @@ pub struct NodeOptions {
     /// Serve `bench_click` and record queue/apply times here.
     pub apply_trace: Option<PathBuf>,
     pub bench: bool,
+    /// Accept `--ephemeral` in election mode (a restarted node could vote
+    /// twice in one term); the benchmarks use it.
+    pub unsafe_ephemeral: bool,
     /// Log file coalescing: write after this much quiet...
     pub log_quiet: Duration,
     /// ...and at least this often while the log keeps changing.
@@ -52,6 +55,7 @@ impl NodeOptions {
             data_dir: None,
             apply_trace: None,
             bench: false,
+            unsafe_ephemeral: false,
             log_quiet: Duration::from_millis(100),
             log_max_wait: Duration::from_secs(3),
         }
@@ -125,10 +129,13 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
         .node(opts.id)
         .ok_or_else(|| format!("node {} is not in the cluster file", opts.id))?
         .clone();
+    refuse_unsafe_setup(&opts)?;
+    let previous = read_data_dir_meta(&opts)?;
     let (listener, addr) = bind(&me)?;
     let mut storage = open_storage(&opts)?;
+    let incarnation = start_incarnation(&opts, previous)?;
     let (hard_state, log) = load_state(storage.as_mut(), &me)?;
-    let (raft, origin) = new_core(&opts, hard_state, log)?;
+    let (raft, origin) = new_core(&opts, hard_state, log, incarnation)?;
     let log_file = create_log_file(&opts, &me.name, &raft)?;
     let log_path = log_file.as_ref().map(|f| lock_log(f).path().to_owned());
     let trace = create_trace(&opts)?;
@@ -193,6 +200,77 @@ fn bind(me: &NodeEntry) -> Result<(std::net::TcpListener, SocketAddr), String> {
     Ok((listener, addr))
 }
 
+/// Setups that would break Raft's guarantees are refused before anything is
+/// written.
+fn refuse_unsafe_setup(opts: &NodeOptions) -> Result<(), String> {
+    if opts.cluster.leader.is_some() {
+        return Ok(());
+    }
+    if let Some(n) = opts.cluster.nodes.iter().find(|n| !n.log.is_empty()) {
+        return Err(format!(
+            "node {} ({}) has a seeded `log` but the cluster file has no static `leader`: in \
+             election mode seeded term-1 entries at the same indexes on different nodes break \
+             Log Matching. Remove the `log` lines, or add `leader = ID` for the paper's setup",
+            n.id, n.name
+        ));
+    }
+    if opts.data_dir.is_none() && !opts.unsafe_ephemeral {
+        return Err(
+            "--ephemeral in election mode: a restarted node would forget its term and \
+                    vote, and could vote twice in one term (two leaders). Keep a data dir, or \
+                    add --unsafe-ephemeral to accept that (benchmarks do)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn meta_mode(opts: &NodeOptions) -> meta::Mode {
+    if opts.cluster.leader.is_some() {
+        meta::Mode::Static
+    } else {
+        meta::Mode::Election
+    }
+}
+
+/// What the data dir says of an earlier start; a dir written in the other
+/// mode is refused (its log and terms mean something else there).
+fn read_data_dir_meta(opts: &NodeOptions) -> Result<Option<meta::NodeMeta>, String> {
+    let Some(dir) = &opts.data_dir else {
+        return Ok(None);
+    };
+    let m = meta::read_meta(dir).map_err(|e| e.to_string())?;
+    let want = meta_mode(opts);
+    match m {
+        Some(m) if m.mode != want => Err(format!(
+            "data dir {} was written in {} mode but the cluster file is in {} mode: \
+             start it with the cluster file it was made with, or use a fresh data dir",
+            dir.display(),
+            m.mode.as_str(),
+            want.as_str()
+        )),
+        m => Ok(m),
+    }
+}
+
+/// This start's client-session incarnation: one more than the last start's,
+/// made durable before any command is taken (in memory only: the clock).
+fn start_incarnation(opts: &NodeOptions, previous: Option<meta::NodeMeta>) -> Result<u64, String> {
+    let Some(dir) = &opts.data_dir else {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        return Ok(since_epoch.as_millis() as u64);
+    };
+    let incarnation = previous.map_or(1, |m| m.incarnation + 1);
+    let m = meta::NodeMeta {
+        mode: meta_mode(opts),
+        incarnation,
+    };
+    meta::write_meta(dir, m).map_err(|e| e.to_string())?;
+    Ok(incarnation)
+}
+
 fn open_storage(opts: &NodeOptions) -> Result<Box<dyn Storage>, String> {
     Ok(match &opts.data_dir {
         Some(dir) => Box::new(
@@ -242,9 +320,11 @@ fn new_core(
     opts: &NodeOptions,
     hard_state: HardState,
     log: Vec<Entry>,
+    incarnation: u64,
 ) -> Result<(Raft, Instant), String> {
     let mut rcfg = opts.cluster.raft_config(opts.id);
     rcfg.seed ^= rand::random::<u64>();
+    rcfg.incarnation = incarnation;
     let origin = Instant::now();
     let raft = Raft::new(rcfg, hard_state, log, Duration::ZERO)?;
     Ok((raft, origin))

@@ -9,8 +9,8 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
 use tokio::sync::mpsc;
 
 use super::actor::Event;
-use super::server::{FORWARD_HEADER, NODE_HEADER};
-use crate::raft::{NodeId, Outbound, PeerKind, RpcFailure};
+use super::server::{CLIENTS_HEADER, NODE_HEADER};
+use crate::raft::{NodeId, Outbound, PeerKind, Rpc, RpcFailure};
 use crate::wire;
 
 pub struct Peers {
@@ -96,8 +96,10 @@ async fn call(
         .header(CONTENT_TYPE, HeaderValue::from_static("text/xml"))
         .header(USER_AGENT, HeaderValue::from_static("raftian-rs"))
         .header(NODE_HEADER, my_id.to_string());
-    if let Some(id) = msg.forward_id {
-        req = req.header(FORWARD_HEADER, id.to_string());
+    if let Rpc::AppendEntries(a) = &msg.rpc
+        && let Some(h) = a.entries.as_deref().and_then(wire::clients_header)
+    {
+        req = req.header(CLIENTS_HEADER, h);
     }
     let resp = match req.body(body).send().await {
         Ok(r) => r,

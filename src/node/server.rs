@@ -21,7 +21,7 @@ use super::actor::Event;
 use super::trace::Trace;
 use crate::game::player_from_int;
 use crate::queues::{CommandSender, SharedGame, StatusBoard};
-use crate::raft::{ForwardId, Reply, Rpc};
+use crate::raft::{AppendEntries, Reply, Rpc};
 use crate::wire::{self, FAULT_BAD_ARGS, FAULT_UNAVAILABLE, bad_args};
 
 /// Largest request body accepted (4 MiB: a full 4096-entry batch is ~0.6 MiB).
@@ -29,8 +29,9 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// The header naming the sending / answering Rust node.
 pub const NODE_HEADER: &str = "x-raftian-node";
-/// The header carrying a forwarded batch's id (see `ForwardId`).
-pub const FORWARD_HEADER: &str = "x-raftian-forward";
+/// The header carrying the client ids of an append's entries (see
+/// `wire::clients_header`); only Rust nodes send it.
+pub const CLIENTS_HEADER: &str = "x-raftian-clients";
 
 #[derive(Clone, Copy, Debug)]
 enum Method {
@@ -40,6 +41,7 @@ enum Method {
     IsLogEmpty,
     Status,
     Click,
+    ClickWait,
     BenchClick,
 }
 
@@ -54,6 +56,18 @@ struct RpcHandler {
 
 fn unavailable() -> Fault {
     Fault::new(FAULT_UNAVAILABLE, "node is shutting down".into())
+}
+
+/// Put the clients header's ids onto the entries (a Rust sender's).
+fn client_ids(req: &mut AppendEntries, headers: &HeaderMap) -> Result<(), Fault> {
+    let Some(h) = headers.get(CLIENTS_HEADER) else {
+        return Ok(());
+    };
+    let h = h
+        .to_str()
+        .map_err(|_| bad_args("the clients header is not text"))?;
+    let entries = req.entries.as_deref_mut().unwrap_or_default();
+    wire::apply_clients_header(entries, h).map_err(bad_args)
 }
 
 fn wrong_answer(reply: Reply) -> Fault {
@@ -73,16 +87,10 @@ fn sender_id(headers: &HeaderMap) -> Option<u64> {
 impl RpcHandler {
     /// Hand an RPC to the core and wait for its answer (given only once
     /// the change it reports is on disk).
-    async fn call(
-        &self,
-        headers: &HeaderMap,
-        forward_id: Option<ForwardId>,
-        rpc: Rpc,
-    ) -> Result<Reply, Fault> {
+    async fn call(&self, headers: &HeaderMap, rpc: Rpc) -> Result<Reply, Fault> {
         let (reply, rx) = oneshot::channel();
         let ev = Event::Request {
             from: sender_id(headers),
-            forward_id,
             rpc,
             reply,
         };
@@ -92,7 +100,8 @@ impl RpcHandler {
 
     fn status_value(&self) -> Value {
         let s = self.status.get();
-        let hp = self.game.snapshot().hp_all();
+        let game = self.game.snapshot();
+        let hp = game.hp_all();
         let opt = |v: Option<u64>| {
             v.map_or(
                 Value::Nil,
@@ -118,6 +127,10 @@ impl RpcHandler {
             "hp".into(),
             Value::Array(hp.iter().map(|h| Value::Integer(*h)).collect()),
         );
+        let orders = game
+            .orders_all()
+            .map(|n| Value::Integer(n.min(i32::MAX as u64) as i32));
+        m.insert("orders".into(), Value::Array(orders.to_vec()));
         Value::Struct(m)
     }
 }
@@ -128,15 +141,9 @@ impl Handler for RpcHandler {
         let to_fault = |e: String| Fault::new(FAULT_BAD_ARGS, e);
         match self.method {
             Method::Append => {
-                let req = wire::append_from_params(params)?;
-                let forward_id = headers
-                    .get(FORWARD_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|s| s.parse().ok());
-                match self
-                    .call(&headers, forward_id, Rpc::AppendEntries(req))
-                    .await?
-                {
+                let mut req = wire::append_from_params(params)?;
+                client_ids(&mut req, &headers)?;
+                match self.call(&headers, Rpc::AppendEntries(req)).await? {
                     Reply::Append(r) => wire::append_reply_value(&r).map_err(to_fault),
                     other => Err(wrong_answer(other)),
                 }
@@ -154,7 +161,7 @@ impl Handler for RpcHandler {
                 } else {
                     Rpc::RequestVote(req)
                 };
-                match self.call(&headers, None, rpc).await? {
+                match self.call(&headers, rpc).await? {
                     Reply::Vote(r) => wire::vote_reply_value(&r).map_err(to_fault),
                     other => Err(wrong_answer(other)),
                 }
@@ -163,7 +170,7 @@ impl Handler for RpcHandler {
                 if !params.is_empty() {
                     return Err(bad_args("is_log_empty takes no arguments"));
                 }
-                match self.call(&headers, None, Rpc::IsLogEmpty).await? {
+                match self.call(&headers, Rpc::IsLogEmpty).await? {
                     Reply::LogEmpty(empty) => Ok(Value::Boolean(empty)),
                     other => Err(wrong_answer(other)),
                 }
@@ -173,6 +180,20 @@ impl Handler for RpcHandler {
                     return Err(bad_args("status takes no arguments"));
                 }
                 Ok(self.status_value())
+            }
+            Method::ClickWait => {
+                let [Value::Integer(n)] = params else {
+                    return Err(bad_args("click_wait takes one int: a player id"));
+                };
+                let p = player_from_int(i64::from(*n)).map_err(bad_args)?;
+                self.game
+                    .check_click(p)
+                    .map_err(|refused| Fault::new(wire::FAULT_REFUSED, refused.to_string()))?;
+                let (reply, applied) = oneshot::channel();
+                let ev = Event::ClickWait { command: *n, reply };
+                self.events.send(ev).map_err(|_| unavailable())?;
+                applied.await.map_err(|_| unavailable())?;
+                Ok(Value::Boolean(true))
             }
             Method::Click | Method::BenchClick => {
                 let [Value::Integer(n)] = params else {
@@ -217,6 +238,7 @@ pub fn router(parts: ServerParts) -> Router {
         ("is_log_empty", Method::IsLogEmpty),
         ("status", Method::Status),
         ("click", Method::Click),
+        ("click_wait", Method::ClickWait),
     ];
     if parts.bench {
         methods.push(("bench_click", Method::BenchClick));

@@ -41,6 +41,7 @@
 
 mod file;
 mod mem;
+pub mod meta;
 mod wal;
 
 #[cfg(test)]

@@ -23,9 +23,19 @@ pub fn free_port() -> u16 {
 
 /// Call `method` on `addr` (host:port); Ok(value) or Err(fault or I/O text).
 pub fn call(addr: &str, method: &str, params: Vec<Value>) -> Result<Value, String> {
+    call_timeout(addr, method, params, Duration::from_secs(5))
+}
+
+/// [`call`] that gives up waiting for the answer after `timeout`.
+pub fn call_timeout(
+    addr: &str,
+    method: &str,
+    params: Vec<Value>,
+    timeout: Duration,
+) -> Result<Value, String> {
     let body = raftian::wire::call_body(method, params)?;
     let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.set_read_timeout(Some(timeout)).ok();
     let req = format!(
         "POST /RPC2 HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -115,6 +125,10 @@ pub struct Cluster {
     pub addrs: Vec<String>,
     pub children: Vec<Option<Child>>,
     pub extra_args: Vec<String>,
+    /// How often each node was started; with `traces`, start k of node i
+    /// writes its apply trace to `trace<i>-<k>` (and serves bench_click).
+    pub starts: Vec<usize>,
+    pub traces: bool,
 }
 
 impl Cluster {
@@ -126,9 +140,12 @@ impl Cluster {
             dir: dir.to_owned(),
             config,
             children: addrs.iter().map(|_| None).collect(),
+            starts: vec![0; addrs.len()],
             addrs,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            traces: extra_args.contains(&"--traces"),
         };
+        c.extra_args.retain(|a| a != "--traces");
         for id in 0..c.addrs.len() {
             c.start_node(id);
         }
@@ -143,7 +160,13 @@ impl Cluster {
     }
 
     pub fn start_node(&mut self, id: usize) {
+        self.starts[id] += 1;
         let out = std::fs::File::create(self.dir.join(format!("node{id}.out"))).unwrap();
+        let mut trace = Vec::new();
+        if self.traces {
+            trace.push(std::ffi::OsString::from("--apply-trace"));
+            trace.push(self.trace_path(id, self.starts[id]).into());
+        }
         let child = Command::new(env!("CARGO_BIN_EXE_raftian"))
             .arg("node")
             .arg("--config")
@@ -156,6 +179,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.dir.join(format!("data{id}")))
             .args(&self.extra_args)
+            .args(&trace)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -216,6 +240,11 @@ impl Cluster {
             out.insert(d.file_name().unwrap().to_string_lossy().into_owned(), last);
         }
         out
+    }
+
+    /// The apply trace of start `k` of node `id` (see `traces`).
+    pub fn trace_path(&self, id: usize, k: usize) -> PathBuf {
+        self.dir.join(format!("trace{id}-{k}"))
     }
 
     pub fn output(&self, id: usize) -> String {

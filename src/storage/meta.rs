@@ -1,0 +1,122 @@
+//! What a data directory says about the node beside its Raft state: the
+//! mode it was written in (a static-leader log is not an election-mode
+//! log: seeded term-1 entries at the same indexes on different nodes would
+//! break Log Matching), and the incarnation of the node's client session
+//! (one more at every start, so a command of an earlier start is never
+//! taken for a new one).
+//!
+//! `<dir>/node.meta`, two lines of text: `mode static|election` and
+//! `incarnation N`, replaced atomically at every start.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::StorageError;
+use super::file::write_atomically;
+
+pub const META_FILE: &str = "node.meta";
+const TMP_FILE: &str = "node.meta.tmp";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Static,
+    Election,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Static => "static",
+            Mode::Election => "election",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeMeta {
+    pub mode: Mode,
+    pub incarnation: u64,
+}
+
+fn meta_path(dir: &Path) -> PathBuf {
+    dir.join(META_FILE)
+}
+
+/// The directory's meta, if it has one. Reads only: a refusal to start
+/// must leave the directory as it was.
+pub fn read_meta(dir: &Path) -> Result<Option<NodeMeta>, StorageError> {
+    let path = meta_path(dir);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StorageError::Io {
+                what: "read",
+                path,
+                source,
+            });
+        }
+    };
+    parse(&text)
+        .map(Some)
+        .map_err(|detail| StorageError::Corrupt { path, detail })
+}
+
+fn parse(text: &str) -> Result<NodeMeta, String> {
+    let mut mode = None;
+    let mut incarnation = None;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match line.split_once(' ') {
+            Some(("mode", "static")) => mode = Some(Mode::Static),
+            Some(("mode", "election")) => mode = Some(Mode::Election),
+            Some(("incarnation", n)) => {
+                incarnation = Some(n.trim().parse().map_err(|_| format!("bad line '{line}'"))?)
+            }
+            _ => return Err(format!("bad line '{line}'")),
+        }
+    }
+    Ok(NodeMeta {
+        mode: mode.ok_or("no mode line")?,
+        incarnation: incarnation.ok_or("no incarnation line")?,
+    })
+}
+
+/// Record `meta` durably (write, fsync, rename, fsync the directory).
+pub fn write_meta(dir: &Path, meta: NodeMeta) -> Result<(), StorageError> {
+    let text = format!(
+        "mode {}\nincarnation {}\n",
+        meta.mode.as_str(),
+        meta.incarnation
+    );
+    write_atomically(dir, &dir.join(TMP_FILE), &meta_path(dir), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::test_support::TempDir;
+
+    #[test]
+    fn meta_round_trips_and_a_fresh_dir_has_none() {
+        let tmp = TempDir::new("meta");
+        assert_eq!(read_meta(tmp.path()).unwrap(), None);
+        let m = NodeMeta {
+            mode: Mode::Election,
+            incarnation: 7,
+        };
+        write_meta(tmp.path(), m).unwrap();
+        assert_eq!(read_meta(tmp.path()).unwrap(), Some(m));
+    }
+
+    #[test]
+    fn a_damaged_meta_is_an_error_not_a_guess() {
+        for bad in [
+            "",
+            "mode static\n",
+            "mode sideways\nincarnation 1\n",
+            "mode election\nincarnation x\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
