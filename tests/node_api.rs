@@ -108,6 +108,12 @@ fn bad_input_gets_a_fault_and_changes_nothing() {
             "not a peer",
         ),
         ("click", vec![Value::Integer(5)], "unknown player"),
+        ("click_wait", vec![Value::Integer(0)], "unknown player"),
+        (
+            "append_entries_rpc",
+            vec![Value::Nil, Value::Integer(2), Value::Nil, Value::Boolean(false)],
+            "static-leader mode: term 2 refused",
+        ),
         ("click", vec![Value::String("1".into())], "one int"),
         ("is_log_empty", vec![Value::Integer(1)], "no arguments"),
     ];
@@ -200,4 +206,50 @@ fn log_file_is_coalesced_and_ends_with_the_final_log() {
         last,
         "shutdown leaves the final log last"
     );
+}
+
+/// `click_wait` answers only once the click is applied on this node (its
+/// order is on `raft_orders`): the log holds it by then.
+#[test]
+fn click_wait_answers_once_the_click_is_applied() {
+    let dir = temp_dir("click-wait");
+    let (node, addr) = single(&dir);
+    let before = log_length(&addr);
+    let r = call(&addr, "click_wait", vec![Value::Integer(2)]).unwrap();
+    assert_eq!(r, Value::Boolean(true));
+    let s = status(&addr).unwrap();
+    assert_eq!(log_length(&addr), before + 1);
+    // The seeded entry is index 4: the click is index 5, committed.
+    assert_eq!(s.get("commit_index").and_then(int), Some(5));
+    node.shutdown();
+}
+
+/// A malformed client-ids header is bad input like any other.
+#[test]
+fn a_bad_clients_header_gets_a_fault() {
+    let dir = temp_dir("clients-header");
+    let (node, addr) = single(&dir);
+    let before = status(&addr).unwrap();
+    let body = raftian::wire::call_body(
+        "append_entries_rpc",
+        vec![
+            Value::Array(vec![]),
+            Value::Integer(1),
+            Value::Nil,
+            Value::Boolean(false),
+        ],
+    )
+    .unwrap();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: {addr}\r\nX-Raftian-Clients: 0:1.2.3\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.contains("<fault>") && out.contains("client id"), "{out}");
+    assert_eq!(status(&addr).unwrap(), before);
+    node.shutdown();
 }
