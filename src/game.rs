@@ -3,6 +3,12 @@
 //! Orders come back from Raft as commands; a command that names a living
 //! player deals [`DAMAGE`]; anything else (dead player, unknown id, the
 //! leader's no-op 0, the original's seeded 5 and 9) changes nothing.
+//!
+//! Rounds: once at most one player is alive the round is over (that one
+//! won, or nobody: a draw), and the replicated command [`NEW_ROUND`] starts
+//! the next one, with every HP back to full, at the same log index on every
+//! node. The original Python game ignores it (it only acts on commands equal
+//! to a player id).
 
 use std::fmt;
 
@@ -16,6 +22,9 @@ pub const DAMAGE: i32 = 30;
 /// A player's id, 1..=4.
 pub type PlayerId = u8;
 
+/// The command that starts the next round (when the current one is over).
+pub const NEW_ROUND: i32 = -1;
+
 /// What an order did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrderOutcome {
@@ -23,8 +32,29 @@ pub enum OrderOutcome {
     Damaged { player: PlayerId, hp: i32 },
     /// The order named a dead player.
     AlreadyDead(PlayerId),
-    /// The order named no player (no-op, seeded or unknown command).
+    /// The order named no player (no-op, seeded or unknown command, or a
+    /// new round while the round still runs).
     Ignored,
+    /// A new round began (its number).
+    NewRound(u64),
+}
+
+/// How a finished round ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoundEnd {
+    Winner(PlayerId),
+    /// Nobody is left (the last two died together is impossible with one
+    /// order at a time, but a round can start with fewer players).
+    Draw,
+}
+
+impl fmt::Display for RoundEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoundEnd::Winner(p) => write!(f, "Player {p} wins! Click to play again"),
+            RoundEnd::Draw => write!(f, "Draw! Click to play again"),
+        }
+    }
 }
 
 /// Why a click is refused before it reaches Raft.
@@ -32,6 +62,8 @@ pub enum OrderOutcome {
 pub enum ClickRefused {
     /// The player has no HP left: an order could change nothing.
     AlreadyDead(PlayerId),
+    /// The round is over: the next click starts a new one.
+    RoundOver(RoundEnd),
 }
 
 impl fmt::Display for ClickRefused {
@@ -40,6 +72,7 @@ impl fmt::Display for ClickRefused {
             // Front ends show this text as it is (header, stderr, a Fault),
             // and tests and the Python client match on it.
             ClickRefused::AlreadyDead(p) => write!(f, "Player {p} already dead"),
+            ClickRefused::RoundOver(end) => write!(f, "Round over: {end}"),
         }
     }
 }
@@ -71,6 +104,8 @@ pub fn player_from_int(n: i64) -> Result<PlayerId, String> {
 pub struct Game {
     hp: [i32; PLAYERS],
     orders: [u64; PLAYERS],
+    /// The round being played (the first is 1).
+    round: u64,
 }
 
 impl Default for Game {
@@ -84,11 +119,15 @@ impl Game {
         Game {
             hp: [MAX_HP; PLAYERS],
             orders: [0; PLAYERS],
+            round: 1,
         }
     }
 
     /// Apply one order (a command taken from `raft_orders`).
     pub fn apply_order(&mut self, command: i64) -> OrderOutcome {
+        if command == i64::from(NEW_ROUND) {
+            return self.new_round();
+        }
         let Ok(player) = player_from_int(command) else {
             return OrderOutcome::Ignored;
         };
@@ -114,6 +153,9 @@ impl Game {
     /// the `click` RPC) asks here, so they refuse the same clicks with the
     /// same message.
     pub fn check_click(&self, player: PlayerId) -> Result<PlayerId, ClickRefused> {
+        if let Some(end) = self.round_end() {
+            return Err(ClickRefused::RoundOver(end));
+        }
         if self.is_alive(player) {
             Ok(player)
         } else {
@@ -129,6 +171,31 @@ impl Game {
     /// Orders applied per player, player 1 first.
     pub fn orders_all(&self) -> [u64; PLAYERS] {
         self.orders
+    }
+
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
+    /// How the round ended, once at most one player is alive.
+    pub fn round_end(&self) -> Option<RoundEnd> {
+        let mut alive = (1..=PLAYERS as PlayerId).filter(|p| self.is_alive(*p));
+        match (alive.next(), alive.next()) {
+            (Some(p), None) => Some(RoundEnd::Winner(p)),
+            (None, _) => Some(RoundEnd::Draw),
+            _ => None,
+        }
+    }
+
+    /// A new round resets every HP, only once the round is over: a second
+    /// new-round order (two players asked at once) changes nothing.
+    fn new_round(&mut self) -> OrderOutcome {
+        if self.round_end().is_none() {
+            return OrderOutcome::Ignored;
+        }
+        self.hp = [MAX_HP; PLAYERS];
+        self.round += 1;
+        OrderOutcome::NewRound(self.round)
     }
 }
 
@@ -186,5 +253,37 @@ mod tests {
         assert!(parse_player("5").is_err());
         assert!(parse_player("x").is_err());
         assert!(parse_player("").is_err());
+    }
+
+    #[test]
+    fn a_round_ends_with_one_player_left_and_a_new_one_resets_every_hp() {
+        let mut g = Game::new();
+        assert_eq!(
+            g.apply_order(i64::from(NEW_ROUND)),
+            OrderOutcome::Ignored,
+            "round still on"
+        );
+        for p in [1, 2, 3] {
+            for _ in 0..4 {
+                g.apply_order(p);
+            }
+        }
+        assert_eq!(g.round_end(), Some(RoundEnd::Winner(4)));
+        let refused = g.check_click(4).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "Round over: Player 4 wins! Click to play again"
+        );
+        assert_eq!(
+            g.apply_order(i64::from(NEW_ROUND)),
+            OrderOutcome::NewRound(2)
+        );
+        assert_eq!((g.round(), g.hp_all()), (2, [MAX_HP; PLAYERS]));
+        assert_eq!(
+            g.apply_order(i64::from(NEW_ROUND)),
+            OrderOutcome::Ignored,
+            "once"
+        );
+        assert_eq!(g.orders_all(), [4, 4, 4, 0], "orders count across rounds");
     }
 }

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use log::{info, warn};
 
 use raftian::config::ClusterConfig;
-use raftian::game::{OrderOutcome, parse_player};
+use raftian::game::{NEW_ROUND, OrderOutcome, parse_player};
 use raftian::node::{self, NodeOptions, RunningNode};
 use raftian::queues::GameLink;
 use raftian::window::{self, WindowError, WindowOptions};
@@ -129,7 +129,7 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
 /// No window: clicks come from stdin, orders are applied on a thread.
 fn run_headless(link: GameLink, running: RunningNode, read_stdin: bool) {
     info!(
-        "{} running headless: type a player id (1-4) and Enter to click",
+        "{} running headless: type a player id (1-4) and Enter to click, `new` for a new round once one is won",
         running.name()
     );
     let GameLink {
@@ -145,6 +145,16 @@ fn run_headless(link: GameLink, running: RunningNode, read_stdin: bool) {
             for line in std::io::stdin().lock().lines() {
                 let Ok(line) = line else { break };
                 if line.trim().is_empty() {
+                    continue;
+                }
+                if line.trim() == "new" {
+                    match game.snapshot().round_end() {
+                        Some(_) => {
+                            info!("new round requested");
+                            commands.push_raw(NEW_ROUND);
+                        }
+                        None => eprintln!("the round is still on"),
+                    }
                     continue;
                 }
                 match parse_player(&line).map(|p| game.check_click(p)) {
@@ -167,6 +177,7 @@ fn log_outcome(outcome: OrderOutcome) {
     match outcome {
         OrderOutcome::Damaged { player, hp } => info!("player {player} hit: {hp} HP"),
         OrderOutcome::AlreadyDead(p) => info!("player {p} already dead"),
+        OrderOutcome::NewRound(r) => info!("round {r} begins"),
         OrderOutcome::Ignored => {}
     }
 }

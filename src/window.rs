@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use minifb::{MouseButton, MouseMode};
 
-use crate::game::{Game, MAX_HP, PLAYERS, PlayerId};
+use crate::game::{Game, MAX_HP, NEW_ROUND, PLAYERS, PlayerId};
 use crate::queues::{CommandSender, GameLink, NodeStatus};
 
 use self::fps::FpsMeter;
@@ -201,6 +201,12 @@ pub fn player_at(x: f32, y: f32) -> Option<PlayerId> {
         .map(|i| (i + 1) as PlayerId)
 }
 
+/// Is `(x, y)` on the board (between header and footer)?
+pub fn on_board(x: f32, y: f32) -> bool {
+    let top = BOARD_TOP as f32;
+    (0.0..WIDTH as f32).contains(&x) && (top..top + BOARD_SIZE as f32).contains(&y)
+}
+
 /// Fill a rectangle of a `WIDTH`-wide frame, clipped to the frame.
 fn fill_rect(buf: &mut [u32], x: usize, y: usize, w: usize, h: usize, colour: u32) {
     let rows = buf.len() / WIDTH;
@@ -328,13 +334,15 @@ impl Header {
         self.message = Some((text, now));
     }
 
-    fn text(&mut self, now: Instant) -> &str {
+    /// The message while it lasts, then `idle` (the default text, or how
+    /// the round ended).
+    fn text(&mut self, now: Instant, idle: String) -> String {
         if let Some((_, since)) = &self.message
             && now.saturating_duration_since(*since) >= self.hold
         {
             self.message = None;
         }
-        self.message.as_ref().map_or(DEFAULT_HEADER, |(t, _)| t)
+        self.message.as_ref().map_or(idle, |(t, _)| t.clone())
     }
 }
 
@@ -408,9 +416,13 @@ pub fn run_with(
         }
 
         let now = Instant::now();
+        let game = link.game.snapshot();
+        let idle = game
+            .round_end()
+            .map_or_else(|| DEFAULT_HEADER.to_owned(), |end| end.to_string());
         let state = BoardState {
-            hp: link.game.snapshot().hp_all(),
-            header: input.header.text(now).to_string(),
+            hp: game.hp_all(),
+            header: input.header.text(now, idle),
             footer: footer_lines(&link.status.get(), meter.last()),
         };
         if shown.as_ref() != Some(&state) {
@@ -450,8 +462,14 @@ impl Input {
         let Some((x, y)) = window.get_mouse_pos(MouseMode::Discard) else {
             return;
         };
-        if let Some(player) = player_at(x, y) {
-            let message = click_player(&link.commands, &link.game.snapshot(), player);
+        let game = link.game.snapshot();
+        if game.round_end().is_some() && on_board(x, y) {
+            // The round is over: a click anywhere on the board starts the next.
+            link.commands.push_raw(NEW_ROUND);
+            self.header
+                .show("New round requested".into(), Instant::now());
+        } else if let Some(player) = player_at(x, y) {
+            let message = click_player(&link.commands, &game, player);
             self.header.show(message, Instant::now());
         }
     }
@@ -651,11 +669,30 @@ mod tests {
             message: None,
             hold: MESSAGE_HOLD,
         };
-        assert_eq!(h.text(t0), DEFAULT_HEADER);
+        let idle = || DEFAULT_HEADER.to_owned();
+        assert_eq!(h.text(t0, idle()), DEFAULT_HEADER);
         h.show("Player 1 pressed".into(), t0);
-        assert_eq!(h.text(t0 + Duration::from_millis(499)), "Player 1 pressed");
-        assert_eq!(h.text(t0 + Duration::from_millis(500)), DEFAULT_HEADER);
-        assert_eq!(h.text(t0), DEFAULT_HEADER, "stays reverted");
+        assert_eq!(
+            h.text(t0 + Duration::from_millis(499), idle()),
+            "Player 1 pressed"
+        );
+        assert_eq!(
+            h.text(t0 + Duration::from_millis(500), idle()),
+            DEFAULT_HEADER
+        );
+        assert_eq!(h.text(t0, idle()), DEFAULT_HEADER, "stays reverted");
+        assert_eq!(
+            h.text(t0, "Draw".into()),
+            "Draw",
+            "the idle text is the caller's"
+        );
+    }
+
+    #[test]
+    fn the_board_is_between_header_and_footer() {
+        assert!(!on_board(500.0, 50.0), "header");
+        assert!(on_board(0.0, 100.0) && on_board(999.0, 1099.0));
+        assert!(!on_board(500.0, 1100.0), "footer");
     }
 
     #[test]

@@ -155,3 +155,52 @@ fn killed_nodes_restart_from_disk_and_catch_up() {
     let first = lines.values().next().unwrap();
     assert!(lines.values().all(|l| l == first), "{lines:#?}");
 }
+
+/// A round ends when one player is left: every board says so, clicks are
+/// refused until someone starts the next round, which resets every board.
+#[test]
+fn a_won_round_ends_and_the_next_one_resets_every_board() {
+    let dir = temp_dir("cluster-rounds");
+    let (toml, addrs) = cluster_toml(3, true, false);
+    let c = Cluster::start(&dir, &toml, addrs, &[]);
+    for (k, player) in [1, 2, 3].iter().flat_map(|p| [*p; 4]).enumerate() {
+        let addr = &c.addrs[k % 3];
+        call(addr, "click_wait", vec![Value::Integer(player)]).unwrap();
+        // click_wait answers once this node applied it; its board follows.
+        let want = {
+            let mut hp = vec![100i64; 4];
+            for p in [1, 2, 3].iter().flat_map(|p| [*p; 4]).take(k + 1) {
+                hp[p as usize - 1] = (hp[p as usize - 1] - 30).max(0);
+            }
+            hp
+        };
+        wait_for("the click on the board", Duration::from_secs(10), || {
+            (hp(addr) == want).then_some(())
+        });
+    }
+    wait_for(
+        "every board at the round's end",
+        Duration::from_secs(10),
+        || {
+            c.addrs
+                .iter()
+                .all(|a| hp(a) == [0, 0, 0, 100])
+                .then_some(())
+        },
+    );
+    let err = call(&c.addrs[1], "click", vec![Value::Integer(4)]).unwrap_err();
+    assert!(err.contains("Round over: Player 4 wins"), "{err}");
+    call(&c.addrs[2], "new_round", vec![]).unwrap();
+    wait_for("round 2 on every board", Duration::from_secs(10), || {
+        c.addrs
+            .iter()
+            .all(|a| {
+                let s = status(a).unwrap();
+                s.get("round").and_then(int) == Some(2) && hp(a) == [100, 100, 100, 100]
+            })
+            .then_some(())
+    });
+    let err = call(&c.addrs[0], "new_round", vec![]).unwrap_err();
+    assert!(err.contains("still on"), "{err}");
+    call(&c.addrs[0], "click", vec![Value::Integer(4)]).unwrap();
+}

@@ -111,7 +111,12 @@ fn bad_input_gets_a_fault_and_changes_nothing() {
         ("click_wait", vec![Value::Integer(0)], "unknown player"),
         (
             "append_entries_rpc",
-            vec![Value::Nil, Value::Integer(2), Value::Nil, Value::Boolean(false)],
+            vec![
+                Value::Nil,
+                Value::Integer(2),
+                Value::Nil,
+                Value::Boolean(false),
+            ],
             "static-leader mode: term 2 refused",
         ),
         ("click", vec![Value::String("1".into())], "one int"),
@@ -249,7 +254,10 @@ fn a_bad_clients_header_gets_a_fault() {
     s.write_all(head.as_bytes()).unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    assert!(out.contains("<fault>") && out.contains("client id"), "{out}");
+    assert!(
+        out.contains("<fault>") && out.contains("client id"),
+        "{out}"
+    );
     assert_eq!(status(&addr).unwrap(), before);
     node.shutdown();
 }

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::actor::Event;
 use super::trace::Trace;
-use crate::game::player_from_int;
+use crate::game::{NEW_ROUND, player_from_int};
 use crate::queues::{CommandSender, SharedGame, StatusBoard};
 use crate::raft::{AppendEntries, Reply, Rpc};
 use crate::wire::{self, FAULT_BAD_ARGS, FAULT_UNAVAILABLE, bad_args};
@@ -42,6 +42,7 @@ enum Method {
     Status,
     Click,
     ClickWait,
+    NewRound,
     BenchClick,
 }
 
@@ -131,6 +132,8 @@ impl RpcHandler {
             .orders_all()
             .map(|n| Value::Integer(n.min(i32::MAX as u64) as i32));
         m.insert("orders".into(), Value::Array(orders.to_vec()));
+        let round = game.round().min(i32::MAX as u64) as i32;
+        m.insert("round".into(), Value::Integer(round));
         Value::Struct(m)
     }
 }
@@ -180,6 +183,20 @@ impl Handler for RpcHandler {
                     return Err(bad_args("status takes no arguments"));
                 }
                 Ok(self.status_value())
+            }
+            Method::NewRound => {
+                if !params.is_empty() {
+                    return Err(bad_args("new_round takes no arguments"));
+                }
+                if self.game.snapshot().round_end().is_none() {
+                    let msg =
+                        "the round is still on: a new one starts once at most one player is alive";
+                    return Err(Fault::new(wire::FAULT_REFUSED, msg.into()));
+                }
+                if !self.commands.push_raw(NEW_ROUND) {
+                    return Err(unavailable());
+                }
+                Ok(Value::Boolean(true))
             }
             Method::ClickWait => {
                 let [Value::Integer(n)] = params else {
@@ -239,6 +256,7 @@ pub fn router(parts: ServerParts) -> Router {
         ("status", Method::Status),
         ("click", Method::Click),
         ("click_wait", Method::ClickWait),
+        ("new_round", Method::NewRound),
     ];
     if parts.bench {
         methods.push(("bench_click", Method::BenchClick));

@@ -99,6 +99,7 @@ mod tests {
     #[test]
     fn meta_round_trips_and_a_fresh_dir_has_none() {
         let tmp = TempDir::new("meta");
+        fs::create_dir_all(tmp.path()).unwrap();
         assert_eq!(read_meta(tmp.path()).unwrap(), None);
         let m = NodeMeta {
             mode: Mode::Election,
