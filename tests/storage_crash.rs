@@ -9,6 +9,11 @@
 //! them, and every batch sets `term = k + 1`, so the parent can rebuild the
 //! expected state with a `MemStorage` model.
 //!
+//! Some batches keep a snapshot (which drops the log prefix it covers): the
+//! snapshot file is written before the batch's WAL record, so a kill between
+//! the two leaves the old state with the new snapshot applied to it, which
+//! the check accepts as well.
+//!
 //! `RAFTIAN_CRASH_ROUNDS` (default 25) and `RAFTIAN_CRASH_SEED` tune a run.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -17,7 +22,7 @@ use std::process::{Child, Command as Process, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use raftian::raft::{Command, Entry, HardState, PersistBatch};
+use raftian::raft::{Command, Entry, HardState, PersistBatch, Snapshot, SnapshotMeta};
 use raftian::storage::{FileOptions, FileStorage, MemStorage, Storage, WAL_FILE};
 
 const CHILD_ENV: &str = "RAFTIAN_STORAGE_CRASH_CHILD_DIR";
@@ -39,18 +44,46 @@ fn splitmix(x: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Batch number `k`, given the state after batches `0..k`.
-fn batch_for(k: u64, log: &[Entry]) -> PersistBatch {
+/// Batch number `k`, given the state after batches `0..k` (its log, and
+/// the index of its snapshot, which the log continues).
+fn batch_for(k: u64, log: &[Entry], snap: Option<u64>) -> PersistBatch {
+    let has_snapshot = snap.is_some();
     let mut r = k.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed;
     let mut rnd = |n: u64| splitmix(&mut r) % n;
     let voted_for = match rnd(3) {
         0 => None,
         _ => Some(rnd(5)),
     };
+    let hard_state = Some(HardState {
+        term: k + 1,
+        voted_for,
+    });
+    if !log.is_empty() && rnd(8) == 0 {
+        // Keep a snapshot of a prefix of the log, as a node that compacts.
+        let e = &log[rnd(log.len() as u64) as usize];
+        let meta = SnapshotMeta {
+            index: e.index,
+            term: e.term,
+        };
+        let data = format!("snapshot {k} at {}", e.index).repeat(1 + rnd(50) as usize);
+        return PersistBatch {
+            hard_state,
+            snapshot: Some(Snapshot {
+                meta,
+                data: data.into_bytes(),
+            }),
+            ..PersistBatch::default()
+        };
+    }
     let first = log.first().map(|e| e.index);
-    let next = log.last().map_or(4, |e| e.index + 1);
+    let next = log
+        .last()
+        .map(|e| e.index + 1)
+        .or(snap.map(|s| s + 1))
+        .unwrap_or(4);
     let (truncate_from, start) = match (first, rnd(40)) {
-        (_, 0) => {
+        // A log after a snapshot always continues it.
+        (_, 0) if !has_snapshot => {
             // Start a fresh log anywhere.
             let start = rnd(10);
             (Some(0), start)
@@ -86,12 +119,10 @@ fn batch_for(k: u64, log: &[Entry]) -> PersistBatch {
         })
         .collect();
     PersistBatch {
-        hard_state: Some(HardState {
-            term: k + 1,
-            voted_for,
-        }),
+        hard_state,
         truncate_from,
         append,
+        snapshot: None,
     }
 }
 
@@ -105,10 +136,23 @@ fn crash_child_writer() {
     let (hs, log) = storage.load().expect("child: load");
     let mut k = hs.term;
     let mut mirror = MemStorage::with_state(hs, log).expect("child: mirror");
+    // The mirror continues the same snapshot, so its batches are the model's.
+    let snapshot = storage.load_snapshot().expect("child: load snapshot");
+    if snapshot.is_some() {
+        let b = PersistBatch {
+            snapshot,
+            ..PersistBatch::default()
+        };
+        mirror.persist(&b).expect("child: mirror snapshot");
+    }
     let mut out = std::io::stdout();
     writeln!(out, "@@start {k}").expect("child: stdout");
     loop {
-        let b = batch_for(k, mirror.entries());
+        let snap = mirror
+            .load_snapshot()
+            .expect("child: mirror")
+            .map(|s| s.meta.index);
+        let b = batch_for(k, mirror.entries(), snap);
         storage.persist(&b).expect("child: persist");
         mirror.persist(&b).expect("child: mirror persist");
         writeln!(out, "@@ack {k} {}", storage.compactions()).expect("child: stdout");
@@ -296,20 +340,43 @@ fn sigkill_at_random_moments_loses_no_acknowledged_batch() {
             "round {round}: state went back from {model_k} to {k}"
         );
         while model_k < k {
-            let b = batch_for(model_k, model.entries());
+            let snap = model.load_snapshot().unwrap().map(|s| s.meta.index);
+            let b = batch_for(model_k, model.entries(), snap);
             model.persist(&b).unwrap();
             model_k += 1;
         }
+        // The snapshot on disk is the model's, or that of the batch the
+        // kill cut after its snapshot file (then it also compacted the log).
+        let on_disk = storage.load_snapshot().unwrap();
+        let snap = model.load_snapshot().unwrap().map(|s| s.meta.index);
+        let next = batch_for(model_k, model.entries(), snap).snapshot;
+        assert!(
+            on_disk == model.load_snapshot().unwrap() || (next.is_some() && on_disk == next),
+            "round {round}: the snapshot on disk is neither the model's nor the next batch's: {:?} vs {:?} / {:?}",
+            on_disk.as_ref().map(|s| s.meta),
+            model.load_snapshot().unwrap().map(|s| s.meta),
+            next.as_ref().map(|s| s.meta)
+        );
+        if on_disk != model.load_snapshot().unwrap() {
+            // Cut between the two: the node restarts from the new snapshot
+            // and the old rest, and so does the model (batch k comes next).
+            let b = PersistBatch {
+                snapshot: on_disk.clone(),
+                ..PersistBatch::default()
+            };
+            model.persist(&b).unwrap();
+        }
+        let want = model.entries().to_vec();
         assert_eq!(
             hs,
             model.hard_state(),
             "round {round}: hard state differs after {k} batches"
         );
         assert!(
-            log == model.entries(),
+            log == want,
             "round {round}: log differs after {k} batches: {} entries on disk, {} expected",
             log.len(),
-            model.entries().len()
+            want.len()
         );
         durable = k;
         drop(storage);

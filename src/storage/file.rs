@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use log::{info, warn};
 
 use super::mem::LiveState;
+use super::snapfile;
 use super::wal::{MAGIC, RECORD_HEADER, encode_record, entry_len, replay};
 use super::{Storage, StorageError};
-use crate::raft::{Entry, HardState, PersistBatch};
+use crate::raft::{Entry, HardState, PersistBatch, Snapshot, SnapshotMeta};
 
 /// Name of the WAL inside the data directory.
 pub const WAL_FILE: &str = "raft.wal";
@@ -54,6 +55,8 @@ pub struct FileStorage {
     compact_retry_at: u64,
     compactions: u64,
     failed: Option<String>,
+    /// Where the latest snapshot stands (its file holds the data).
+    snapshot: Option<SnapshotMeta>,
 }
 
 /// Snapshot size apart from the entries: magic, record header, flags, hard
@@ -79,7 +82,13 @@ impl FileStorage {
             write_atomically(dir, &tmp_path, &wal_path, MAGIC)?;
         }
         let (mut file, data) = read_wal(&wal_path)?;
-        let (state, good) = recover(&mut file, &wal_path, data)?;
+        let (mut state, good) = recover(&mut file, &wal_path, data)?;
+        let snapshot = snapfile::read_snapshot(dir)?.map(|s| s.meta);
+        if let Some(meta) = snapshot {
+            // A crash may have come between the snapshot and the WAL's
+            // rewrite: the WAL still holds what the snapshot covers.
+            state.compact_after(meta);
+        }
 
         let live_bytes = SNAPSHOT_BASE
             + state
@@ -100,6 +109,7 @@ impl FileStorage {
             compact_retry_at: 0,
             compactions: 0,
             failed: None,
+            snapshot,
         };
         s.maybe_compact();
         Ok(s)
@@ -224,6 +234,13 @@ impl Storage for FileStorage {
         Ok((self.state.hard_state, self.state.entries.clone()))
     }
 
+    fn load_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        match self.snapshot {
+            None => Ok(None),
+            Some(_) => snapfile::read_snapshot(&self.dir),
+        }
+    }
+
     fn persist(&mut self, batch: &PersistBatch) -> Result<(), StorageError> {
         if let Some(f) = &self.failed {
             return Err(StorageError::Failed(f.clone()));
@@ -234,6 +251,25 @@ impl Storage for FileStorage {
         self.state
             .check(batch.truncate_from, &batch.append)
             .map_err(StorageError::InvalidBatch)?;
+        if let Some(snap) = &batch.snapshot {
+            // First, so that dropping what it covers can never lose it.
+            snapfile::write_snapshot(&self.dir, snap)?;
+            self.snapshot = Some(snap.meta);
+        }
+        let log_change =
+            batch.hard_state.is_some() || batch.truncate_from.is_some() || !batch.append.is_empty();
+        if log_change {
+            self.append_record(batch)?;
+        }
+        self.apply_live(batch);
+        self.maybe_compact();
+        Ok(())
+    }
+}
+
+impl FileStorage {
+    /// One WAL record for the batch, one fsync.
+    fn append_record(&mut self, batch: &PersistBatch) -> Result<(), StorageError> {
         self.buf.clear();
         encode_record(
             &mut self.buf,
@@ -258,7 +294,11 @@ impl Storage for FileStorage {
             return Err(e);
         }
         self.len += self.buf.len() as u64;
+        Ok(())
+    }
 
+    /// The batch, applied to the live state (and its size estimate).
+    fn apply_live(&mut self, batch: &PersistBatch) {
         let kept = self.state.kept_len(batch.truncate_from);
         let dropped: u64 = self.state.entries[kept..]
             .iter()
@@ -271,8 +311,11 @@ impl Storage for FileStorage {
             batch.truncate_from,
             batch.append.iter().cloned(),
         );
-        self.maybe_compact();
-        Ok(())
+        if let Some(snap) = &batch.snapshot {
+            self.state.compact_after(snap.meta);
+            let entries = self.state.entries.iter().map(|e| entry_len(e) as u64);
+            self.live_bytes = SNAPSHOT_BASE + entries.sum::<u64>();
+        }
     }
 }
 

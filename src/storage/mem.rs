@@ -2,13 +2,17 @@
 //! nothing else.
 
 use super::{Storage, StorageError};
-use crate::raft::{Entry, HardState, PersistBatch};
+use crate::raft::{Entry, HardState, PersistBatch, Snapshot, SnapshotMeta};
 
 /// What a node would restart from; shared by both back ends and by replay.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct LiveState {
     pub(super) hard_state: HardState,
     pub(super) entries: Vec<Entry>,
+    /// The snapshot the log continues: once it is all that is left, the
+    /// next entry must follow it (the WAL still holds the entries it
+    /// covers until its next rewrite, and a replay must fit them).
+    pub(super) snapshot: Option<SnapshotMeta>,
 }
 
 impl LiveState {
@@ -29,6 +33,12 @@ impl LiveState {
     pub(super) fn check(&self, truncate_from: Option<u64>, append: &[Entry]) -> Result<(), String> {
         let kept = self.kept_len(truncate_from);
         let mut prev = kept.checked_sub(1).map(|i| self.entries[i].index);
+        // Only a truncation into the snapshot (a node installing a newer
+        // one) frees the next entry's index.
+        let snap = self.snapshot.map(|s| s.index);
+        if prev.is_none() && truncate_from.is_none_or(|t| snap.is_some_and(|s| t > s)) {
+            prev = snap;
+        }
         for (i, e) in append.iter().enumerate() {
             if let Some(p) = prev
                 && p.checked_add(1) != Some(e.index)
@@ -54,6 +64,23 @@ impl LiveState {
         Ok(())
     }
 
+    /// A snapshot at `meta` now stands for the entries up to its index: drop
+    /// them. A log that disagrees with the snapshot there goes entirely
+    /// (Raft Figure 13); entries after a snapshot that agrees stay.
+    pub(super) fn compact_after(&mut self, meta: SnapshotMeta) {
+        let agrees = self
+            .entries
+            .iter()
+            .any(|e| e.index == meta.index && e.term == meta.term);
+        let beyond = self.entries.first().is_some_and(|e| e.index > meta.index);
+        if agrees || beyond {
+            self.entries.retain(|e| e.index > meta.index);
+        } else {
+            self.entries.clear();
+        }
+        self.snapshot = Some(meta);
+    }
+
     /// Apply a batch that passed [`LiveState::check`].
     pub(super) fn apply<I>(
         &mut self,
@@ -77,6 +104,7 @@ impl LiveState {
 #[derive(Debug, Default)]
 pub struct MemStorage {
     state: LiveState,
+    snapshot: Option<Snapshot>,
 }
 
 impl MemStorage {
@@ -91,6 +119,7 @@ impl MemStorage {
             hard_state: Some(hard_state),
             truncate_from: None,
             append: entries,
+            snapshot: None,
         })?;
         Ok(s)
     }
@@ -109,6 +138,10 @@ impl Storage for MemStorage {
         Ok((self.state.hard_state, self.state.entries.clone()))
     }
 
+    fn load_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        Ok(self.snapshot.clone())
+    }
+
     fn persist(&mut self, batch: &PersistBatch) -> Result<(), StorageError> {
         self.state
             .check(batch.truncate_from, &batch.append)
@@ -118,6 +151,10 @@ impl Storage for MemStorage {
             batch.truncate_from,
             batch.append.iter().cloned(),
         );
+        if let Some(snap) = &batch.snapshot {
+            self.state.compact_after(snap.meta);
+            self.snapshot = Some(snap.clone());
+        }
         Ok(())
     }
 }

@@ -38,10 +38,16 @@
 //! directory is fsynced: a crash at any moment leaves the old or the new
 //! file, both complete. A `LOCK` file (an advisory lock held while open)
 //! keeps two processes off the same directory.
+//!
+//! A batch may carry a snapshot: it is written first, as its own file
+//! (`snapfile`), then the entries it covers leave the live state (and, at
+//! the next rewrite, the WAL). A node restarts from the snapshot and the
+//! entries after it.
 
 mod file;
 mod mem;
 pub mod meta;
+mod snapfile;
 mod wal;
 
 #[cfg(test)]
@@ -51,16 +57,20 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::raft::{Entry, HardState, PersistBatch};
+use crate::raft::{Entry, HardState, PersistBatch, Snapshot};
 
 pub use file::{FileOptions, FileStorage, WAL_FILE};
 pub use mem::MemStorage;
+pub use snapfile::SNAPSHOT_FILE;
 pub use wal::MAX_RECORD;
 
 /// Where a node keeps its term, vote and log.
 pub trait Storage: Send {
-    /// The state to restart from (empty on first start).
+    /// The state to restart from (empty on first start): the entries after
+    /// the snapshot, if there is one.
     fn load(&mut self) -> Result<(HardState, Vec<Entry>), StorageError>;
+    /// The latest snapshot kept (see [`PersistBatch::snapshot`]).
+    fn load_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError>;
     /// Make `batch` durable: one fsync for the whole batch. On error nothing
     /// may be assumed durable and the node should stop.
     fn persist(&mut self, batch: &PersistBatch) -> Result<(), StorageError>;

@@ -63,6 +63,7 @@ pub(super) fn batch(
         hard_state: hs.map(|(term, voted_for)| HardState { term, voted_for }),
         truncate_from: trunc,
         append,
+        snapshot: None,
     }
 }
 

@@ -217,6 +217,7 @@ pub(super) fn decode_record(payload: &[u8]) -> Result<PersistBatch, String> {
         hard_state,
         truncate_from,
         append,
+        snapshot: None,
     })
 }
 
