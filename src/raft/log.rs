@@ -1,17 +1,21 @@
 //! The replicated log (raft-rs's `raft_log.rs`): consecutive entries that may
-//! start at any index (the original seeds logs at index 0 or 4).
+//! start at any index (the original seeds logs at index 0 or 4), after a
+//! snapshot that stands for every entry up to its index once the log is
+//! compacted.
 //!
 //! The log owns its rules: where a leader's batch conflicts with what is
 //! held, what a batch may not overwrite, and which changes storage has not
 //! seen yet (the unsaved tail and the lowest truncated index), so the core
 //! never tracks them by hand.
 
-use super::types::{ClientId, Command, Entry};
+use super::types::{ClientId, Command, Entry, SnapshotMeta};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RaftLog {
     /// Index of `entries[0]`; for an empty log, the index the next entry gets.
     first: u64,
+    /// The entries up to this point were compacted into a snapshot.
+    snapshot: Option<SnapshotMeta>,
     entries: Vec<Entry>,
     /// Position in `entries` of the first entry storage has not been given.
     unsaved: usize,
@@ -48,12 +52,36 @@ impl RaftLog {
         let persisted = entries.last().map(|e| e.index);
         Ok(RaftLog {
             first,
+            snapshot: None,
             unsaved: entries.len(),
             entries,
             truncated: None,
             persisted,
             version: 0,
         })
+    }
+
+    /// A log that continues a snapshot: `entries` (durable) must start
+    /// right after it, or be empty.
+    pub fn with_snapshot(snapshot: SnapshotMeta, entries: Vec<Entry>) -> Result<Self, String> {
+        if let Some(e) = entries.first()
+            && e.index != snapshot.index + 1
+        {
+            return Err(format!(
+                "the log after a snapshot at {} starts at {}",
+                snapshot.index, e.index
+            ));
+        }
+        let mut log = RaftLog::new(entries)?;
+        log.first = snapshot.index + 1;
+        log.snapshot = Some(snapshot);
+        log.persisted = log.persisted.or(Some(snapshot.index));
+        Ok(log)
+    }
+
+    /// Where the last snapshot stands (`None`: never compacted).
+    pub fn snapshot(&self) -> Option<SnapshotMeta> {
+        self.snapshot
     }
 
     pub fn is_empty(&self) -> bool {
@@ -68,12 +96,15 @@ impl RaftLog {
         self.entries.first().map(|e| e.index)
     }
 
+    /// The last entry's index, held or compacted.
     pub fn last_index(&self) -> Option<u64> {
-        self.entries.last().map(|e| e.index)
+        let snap = self.snapshot.map(|s| s.index);
+        self.entries.last().map(|e| e.index).or(snap)
     }
 
     pub fn last_term(&self) -> Option<u64> {
-        self.entries.last().map(|e| e.term)
+        let snap = self.snapshot.map(|s| s.term);
+        self.entries.last().map(|e| e.term).or(snap)
     }
 
     /// The index the next appended entry gets.
@@ -86,8 +117,12 @@ impl RaftLog {
         self.entries.get(usize::try_from(pos).ok()?)
     }
 
+    /// The term of the entry at `index`, held or the snapshot's last.
     pub fn term_at(&self, index: u64) -> Option<u64> {
-        self.get(index).map(|e| e.term)
+        match self.snapshot {
+            Some(s) if s.index == index => Some(s.term),
+            _ => self.get(index).map(|e| e.term),
+        }
     }
 
     /// Does the log hold an entry with this index and term?
@@ -97,7 +132,7 @@ impl RaftLog {
 
     /// Entries `from..=to` (clamped to the log).
     pub fn slice(&self, from: u64, to: u64) -> &[Entry] {
-        if self.entries.is_empty() || to < from {
+        if self.entries.is_empty() || to < from || to < self.first {
             return &[];
         }
         let lo = from.saturating_sub(self.first) as usize;
@@ -146,15 +181,27 @@ impl RaftLog {
         blind_to_empty: bool,
         committed: Option<u64>,
     ) -> Result<bool, String> {
+        // Entries up to the snapshot are committed, so the leader's agree
+        // with what the snapshot stands for: only the rest is news.
+        let skip = self.snapshot.map_or(0, |s| {
+            batch.iter().take_while(|e| e.index <= s.index).count()
+        });
+        if skip > 0 {
+            let rest = &batch[skip..];
+            return self.append_after_snapshot(rest, committed);
+        }
         let Some(anchor) = batch.first() else {
             return Ok(false);
         };
         let mut replaced = false;
         if !self.matches(anchor.index, anchor.term) {
             if all_log {
+                if self.snapshot.is_some() {
+                    return Err("a whole-log batch that starts after our snapshot".into());
+                }
                 self.check_replace(batch, committed)?;
                 replaced = true;
-            } else if !(self.is_empty() && blind_to_empty) {
+            } else if !(self.is_empty() && self.snapshot.is_none() && blind_to_empty) {
                 return Err(format!(
                     "no entry with index {} and term {}",
                     anchor.index, anchor.term
@@ -179,6 +226,50 @@ impl RaftLog {
             self.push(e.clone());
         }
         Ok(true)
+    }
+
+    /// The part of a batch after our snapshot (its anchor is the snapshot).
+    fn append_after_snapshot(
+        &mut self,
+        rest: &[Entry],
+        committed: Option<u64>,
+    ) -> Result<bool, String> {
+        let Some(pos) = self.find_conflict(rest) else {
+            return Ok(false);
+        };
+        self.check_overwrite(rest[pos].index, committed)?;
+        if self.get(rest[pos].index).is_some() {
+            self.truncate_from(rest[pos].index);
+        }
+        for e in &rest[pos..] {
+            self.push(e.clone());
+        }
+        Ok(true)
+    }
+
+    /// Drop the entries up to `meta.index`, which a snapshot now stands for
+    /// (they are applied, so durable).
+    pub fn compact_to(&mut self, meta: SnapshotMeta) {
+        if self.snapshot.is_some_and(|s| s.index >= meta.index) {
+            return;
+        }
+        let drop = (meta.index + 1).saturating_sub(self.first) as usize;
+        let drop = drop.min(self.entries.len());
+        self.entries.drain(..drop);
+        self.unsaved = self.unsaved.saturating_sub(drop);
+        self.first = meta.index + 1;
+        self.snapshot = Some(meta);
+        self.version += 1;
+    }
+
+    /// A snapshot from the leader replaces the log up to its index (Raft
+    /// Figure 13): a suffix that agrees with it is kept, anything else goes.
+    pub fn restore(&mut self, meta: SnapshotMeta) {
+        if self.term_at(meta.index) != Some(meta.term) {
+            self.clear();
+        }
+        self.compact_to(meta);
+        self.persisted = self.persisted.max(Some(meta.index));
     }
 
     /// Position in `batch` of the first entry the log does not hold with the
@@ -218,7 +309,7 @@ impl RaftLog {
 
     /// Append an entry that must carry the next index (or start an empty log).
     fn push(&mut self, entry: Entry) {
-        if self.entries.is_empty() {
+        if self.entries.is_empty() && self.snapshot.is_none() {
             self.first = entry.index;
         }
         debug_assert_eq!(entry.index, self.next_index());

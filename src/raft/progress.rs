@@ -8,6 +8,9 @@
 use std::time::Duration;
 
 use super::dialect::PeerKind;
+use std::sync::Arc;
+
+use super::types::Snapshot;
 
 /// Probe: the follower's match point is unknown and the leader walks back
 /// until the follower accepts. Replicate: the follower is known to hold
@@ -41,6 +44,8 @@ pub struct Progress {
     /// Heard from since the last check-quorum round.
     recent_active: bool,
     kind: PeerKind,
+    /// The snapshot on its way to the follower, and the bytes it took.
+    snapshot_sent: Option<(Arc<Snapshot>, usize)>,
 }
 
 impl Progress {
@@ -57,6 +62,7 @@ impl Progress {
             commit_sent: None,
             recent_active: false,
             kind,
+            snapshot_sent: None,
         }
     }
 
@@ -143,9 +149,29 @@ impl Progress {
         self.commit_sent = Some(self.commit_sent.map_or(commit, |s| s.max(commit)));
     }
 
+    /// The snapshot being sent, and where its next chunk starts.
+    pub fn snapshot_in_flight(&self) -> Option<(Arc<Snapshot>, usize)> {
+        self.snapshot_sent.clone()
+    }
+
+    /// A chunk of `snap` from `offset` went out (a transfer sticks to it).
+    pub fn snapshot_started(&mut self, snap: Arc<Snapshot>, offset: usize) {
+        if offset == 0 {
+            self.snapshot_sent = Some((snap, 0));
+        }
+    }
+
+    /// The follower took the snapshot up to byte `end`.
+    pub fn snapshot_sent(&mut self, end: usize) {
+        if let Some((_, at)) = &mut self.snapshot_sent {
+            *at = end;
+        }
+    }
+
     /// The follower accepted a batch ending at `last` (raft-rs's
     /// `maybe_update` + `become_replicate`).
     pub fn maybe_update(&mut self, last: Option<u64>) {
+        self.snapshot_sent = None;
         if let Some(last) = last {
             self.matched = Some(self.matched.map_or(last, |m| m.max(last)));
             self.next = self.next.max(last + 1);
@@ -196,6 +222,8 @@ impl Progress {
 
     /// The peer could not be reached: probe again when it comes back.
     pub fn on_unreachable(&mut self, now: Duration, retry: Duration) {
+        // A snapshot transfer resumes where the follower last answered:
+        // starting over after every lost chunk might never finish.
         self.state = ProgressState::Probe;
         self.retry_at = now + retry;
         if self.kind.forgets_on_restart() {

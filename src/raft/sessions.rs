@@ -67,6 +67,45 @@ impl SessionTable {
     pub fn sessions(&self) -> impl Iterator<Item = (&NodeId, &Session)> {
         self.by_node.iter()
     }
+
+    /// The table as it goes into a snapshot document.
+    pub fn to_json(&self) -> serde_json::Value {
+        let rows = self.by_node.iter().map(|(node, s)| {
+            serde_json::json!({
+                "node": node,
+                "incarnation": s.incarnation,
+                "appliedUpto": s.applied_upto,
+                "appliedAbove": s.applied_above,
+            })
+        });
+        serde_json::Value::Array(rows.collect())
+    }
+
+    /// The table back from a snapshot document.
+    pub fn from_json(v: &serde_json::Value) -> Result<Self, String> {
+        let rows = v.as_array().ok_or("sessions is not an array")?;
+        let mut t = SessionTable::default();
+        for row in rows {
+            let num = |k: &str| {
+                row.get(k)
+                    .and_then(serde_json::Value::as_u64)
+                    .ok_or(format!("a session has no number '{k}'"))
+            };
+            let above = row
+                .get("appliedAbove")
+                .and_then(serde_json::Value::as_array)
+                .ok_or("a session has no appliedAbove")?;
+            let above: Option<BTreeSet<u64>> =
+                above.iter().map(serde_json::Value::as_u64).collect();
+            let session = Session {
+                incarnation: num("incarnation")?,
+                applied_upto: num("appliedUpto")?,
+                applied_above: above.ok_or("appliedAbove holds a non-number")?,
+            };
+            t.by_node.insert(num("node")?, session);
+        }
+        Ok(t)
+    }
 }
 
 #[cfg(test)]
@@ -113,5 +152,16 @@ mod tests {
         assert!(!t.admit(id(1, 1, 2)), "late copy from before a restart");
         assert!(t.is_applied(id(1, 1, 7)));
         assert_eq!(t.sessions().count(), 1, "one session per node");
+    }
+
+    #[test]
+    fn the_table_survives_a_snapshot() {
+        let mut t = SessionTable::default();
+        for (node, seq) in [(1, 1), (1, 3), (2, 1)] {
+            t.admit(id(node, 4, seq));
+        }
+        let back = SessionTable::from_json(&t.to_json()).unwrap();
+        assert_eq!(back, t);
+        assert!(SessionTable::from_json(&serde_json::json!([{"node": 1}])).is_err());
     }
 }

@@ -166,6 +166,38 @@ pub enum Rpc {
     RequestVote(VoteRequest),
     PreVote(VoteRequest),
     IsLogEmpty,
+    InstallSnapshot(InstallSnapshot),
+}
+
+/// `install_snapshot_rpc(term, leader_id, last_index, last_term, offset,
+/// data, done)` (Raft Figure 13): one chunk of the leader's snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallSnapshot {
+    pub term: u64,
+    pub leader_id: NodeId,
+    pub last_index: u64,
+    pub last_term: u64,
+    /// Where this chunk starts in the snapshot's bytes.
+    pub offset: u64,
+    pub data: Vec<u8>,
+    /// The last chunk.
+    pub done: bool,
+}
+
+/// Where a snapshot stands in the log: it replaces every entry up to
+/// `index`, the last of which had `term`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    pub index: u64,
+    pub term: u64,
+}
+
+/// A snapshot: the JSON document the state machine was in after applying
+/// the log up to `meta.index`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
+    pub data: Vec<u8>,
 }
 
 impl Rpc {
@@ -176,6 +208,7 @@ impl Rpc {
             Rpc::RequestVote(_) => "request_vote_rpc",
             Rpc::PreVote(_) => "pre_vote_rpc",
             Rpc::IsLogEmpty => "is_log_empty",
+            Rpc::InstallSnapshot(_) => "install_snapshot_rpc",
         }
     }
 }
@@ -186,6 +219,8 @@ pub enum Reply {
     Append(AppendReply),
     Vote(VoteReply),
     LogEmpty(bool),
+    /// `install_snapshot_rpc` answers with the follower's term.
+    Snapshot(u64),
 }
 
 /// Why an [`Rpc`] got no [`Reply`].
@@ -266,11 +301,17 @@ pub struct PersistBatch {
     pub truncate_from: Option<u64>,
     /// Then append these (consecutive, following what is kept).
     pub append: Vec<Entry>,
+    /// Then keep this snapshot (written atomically) and drop every stored
+    /// entry up to its index: the log continues from there.
+    pub snapshot: Option<Snapshot>,
 }
 
 impl PersistBatch {
     pub fn is_empty(&self) -> bool {
-        self.hard_state.is_none() && self.truncate_from.is_none() && self.append.is_empty()
+        self.hard_state.is_none()
+            && self.truncate_from.is_none()
+            && self.append.is_empty()
+            && self.snapshot.is_none()
     }
 }
 
@@ -301,6 +342,13 @@ pub enum Msg {
     },
     /// The runtime learnt which dialect a peer speaks.
     PeerKind(NodeId, PeerKind),
+    /// The state machine's own part of the snapshot asked for with
+    /// [`Ready::snapshot_due`]: a JSON object, as it was after applying
+    /// the log up to `index`.
+    Snapshot {
+        index: u64,
+        app: serde_json::Map<String, serde_json::Value>,
+    },
 }
 
 /// The answer to a [`Msg::Request`]: a reply, or a refusal of a malformed
@@ -322,6 +370,13 @@ pub struct Ready {
     pub answers: Vec<Answer>,
     /// Newly committed entries, in log order.
     pub committed: Vec<Committed>,
+    /// A snapshot from the leader replaced the state machine's state: the
+    /// runtime restores it (before `committed`, which follow it).
+    pub restore: Option<Snapshot>,
+    /// Enough entries were applied: once `committed` is applied, the
+    /// runtime hands the state machine's part of a snapshot at this index
+    /// back with [`Msg::Snapshot`].
+    pub snapshot_due: Option<u64>,
 }
 
 /// A committed entry, handed to the state machine in log order.
@@ -340,5 +395,7 @@ impl Ready {
             && self.messages.is_empty()
             && self.answers.is_empty()
             && self.committed.is_empty()
+            && self.restore.is_none()
+            && self.snapshot_due.is_none()
     }
 }

@@ -7,12 +7,13 @@
 
 use std::cmp::Ordering;
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use raftian::raft::{
     Answer, ClientId, Command, Committed as Applied, Entry, HardState, Mode, Msg, NodeId, Outbound,
-    PeerKind, PersistBatch, Raft, RaftConfig, Reply, Rpc, RpcFailure,
+    PeerKind, PersistBatch, Raft, RaftConfig, Reply, Rpc, RpcFailure, Snapshot, SnapshotMeta,
+    sessions::SessionTable,
 };
 
 use crate::rng::{Rng, mix};
@@ -53,6 +54,9 @@ pub struct Options {
     pub check_quorum: Option<bool>,
     /// Election timeout range; `None`: the core's default (150-300 ms).
     pub election_timeout: Option<(Duration, Duration)>,
+    /// `RaftConfig::snapshot_entries`; `None`: the seed picks (never, or
+    /// every 10-60 entries, so every scenario also runs with compaction).
+    pub snapshot_entries: Option<u64>,
     /// The scenario makes the network unreliable: no batches under 16
     /// (tiny batches and frequent elections are too slow for the liveness
     /// deadlines).
@@ -70,6 +74,7 @@ impl Options {
             pre_vote: None,
             check_quorum: None,
             election_timeout: None,
+            snapshot_entries: None,
             unreliable: false,
         }
     }
@@ -82,6 +87,42 @@ struct Disk {
     log: Vec<Entry>,
     /// `hashes[k]`: chain hash of `log[..=k]` (log matching check).
     hashes: Vec<u64>,
+    /// The snapshot the log continues (it stands for every entry up to its
+    /// index), and the chain hash of its last entry.
+    snapshot: Option<Snapshot>,
+    snap_hash: u64,
+}
+
+impl Disk {
+    fn snap_index(&self) -> Option<u64> {
+        self.snapshot.as_ref().map(|s| s.meta.index)
+    }
+
+    /// Does it hold entry (index, term), itself or through its snapshot
+    /// (which only ever covers committed entries)?
+    fn holds(&self, index: u64, term: u64) -> bool {
+        if self.snap_index().is_some_and(|s| index <= s) {
+            return true;
+        }
+        self.log.iter().any(|e| e.index == index && e.term == term)
+    }
+
+    /// Chain hash of the entry at `index`, if held.
+    fn hash_at(&self, index: u64) -> Option<u64> {
+        let pos = self.log.iter().position(|e| e.index == index)?;
+        self.hashes.get(pos).copied()
+    }
+
+    /// Chain hash of the last entry, held or compacted (the chain's seed for
+    /// an empty log).
+    fn last_hash(&self) -> u64 {
+        let base = if self.snapshot.is_some() {
+            self.snap_hash
+        } else {
+            0x0123_4567
+        };
+        self.hashes.last().copied().unwrap_or(base)
+    }
 }
 
 #[derive(Debug)]
@@ -100,20 +141,92 @@ struct Node {
     commit: Option<u64>,
     next_apply: u64,
     leader_term: Option<u64>,
-    /// While leader: (length, chain hash of the last entry) last seen.
-    leader_log: (usize, u64),
+    /// While leader: (last index, chain hash of it) last seen.
+    leader_log: (Option<u64>, u64),
     log_version: u64,
     applied: BTreeMap<u64, Command>,
-    /// Client commands this incarnation applied (each at most once).
-    applied_ids: HashSet<ClientId>,
-    /// Newest session incarnation of each node among them.
-    newest_inc: HashMap<NodeId, u64>,
+    /// The node's state machine: client commands applied (copies skipped)
+    /// and a hash over them, as of `next_apply - 1`.
+    app: AppState,
+}
+
+/// What the simulated state machine holds: what a snapshot records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct AppState {
+    count: u64,
+    hash: u64,
+}
+
+impl AppState {
+    fn apply(&mut self, e: &Entry) {
+        if let Command::Int(x) = e.command {
+            self.count += 1;
+            self.hash = mix(self.hash ^ e.index.wrapping_mul(0x9E37) ^ (x as u64));
+        }
+    }
+
+    fn to_json(self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("simCount".into(), self.count.into());
+        m.insert("simHash".into(), self.hash.into());
+        m
+    }
+
+    fn from_snapshot(data: &[u8]) -> AppState {
+        let doc: serde_json::Value = serde_json::from_slice(data).expect("snapshot is JSON");
+        let num = |k: &str| {
+            doc.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .expect("sim state")
+        };
+        AppState {
+            count: num("simCount"),
+            hash: num("simHash"),
+        }
+    }
+}
+
+/// The state machine's expected course, from the committed log replayed
+/// from index 0 with a fresh session table: the reference every node's
+/// state is compared with.
+#[derive(Debug, Default)]
+struct Expected {
+    /// Per index (from 0): applied (not a copy), and the state after it.
+    at: Vec<(bool, AppState)>,
+    sessions: SessionTable,
+    state: AppState,
+    /// Where each client command was first applied.
+    admitted_at: HashMap<ClientId, u64>,
+}
+
+impl Expected {
+    /// Follow the committed log as far as it is known without a gap.
+    fn extend(&mut self, committed: &BTreeMap<u64, Committed>) {
+        while let Some(k) = committed.get(&(self.at.len() as u64)) {
+            let index = self.at.len() as u64;
+            let admitted = k.client.is_none_or(|id| self.sessions.admit(id));
+            if admitted {
+                if let Some(id) = k.client {
+                    self.admitted_at.insert(id, index);
+                }
+                let e = Entry {
+                    term: k.term,
+                    index,
+                    command: k.command.clone(),
+                    client: k.client,
+                };
+                self.state.apply(&e);
+            }
+            self.at.push((admitted, self.state));
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 struct Committed {
     term: u64,
     command: Command,
+    client: Option<ClientId>,
     /// Term of the leader that first committed it.
     commit_term: u64,
 }
@@ -177,6 +290,7 @@ pub struct Stats {
     pub leader_terms: u64,
     pub crashes: u64,
     pub proposals: u64,
+    pub snapshot_chunks: u64,
 }
 
 pub struct Cluster {
@@ -207,6 +321,9 @@ pub struct Cluster {
     proposed: Vec<(usize, u64, ClientId, bool)>,
     /// Client command value -> index -> nodes that applied it there (current incarnations).
     by_cmd: HashMap<i32, BTreeMap<u64, BTreeSet<usize>>>,
+    /// The committed log replayed from index 0: what every node's state
+    /// machine must show.
+    expected: Expected,
 }
 
 fn violation(now: u64, msg: String) -> ! {
@@ -266,6 +383,13 @@ impl Cluster {
                     .collect()
             })
             .collect();
+        if opts.snapshot_entries.is_none() {
+            opts.snapshot_entries = Some(if rng.chance(0.4) {
+                rng.range(10, 61)
+            } else {
+                0
+            });
+        }
         if opts.max_batch.is_none() {
             let default = RaftConfig::new(0, Vec::new()).max_batch;
             opts.max_batch = Some(match rng.below(4) {
@@ -292,6 +416,7 @@ impl Cluster {
             chain: HashMap::new(),
             committed: BTreeMap::new(),
             by_cmd: HashMap::new(),
+            expected: Expected::default(),
             proposed: Vec::new(),
             rust_peer,
             opts,
@@ -308,11 +433,10 @@ impl Cluster {
                 commit: None,
                 next_apply: 0,
                 leader_term: None,
-                leader_log: (0, 0),
+                leader_log: (None, 0),
                 log_version: 0,
                 applied: BTreeMap::new(),
-                applied_ids: HashSet::new(),
-                newest_inc: HashMap::new(),
+                app: AppState::default(),
             });
         }
         for i in 0..n {
@@ -337,11 +461,14 @@ impl Cluster {
         }
         cfg.seed = self.rng.next_u64();
         cfg.incarnation = self.nodes[i].inc + 1;
+        cfg.snapshot_entries = self.opts.snapshot_entries.expect("set in new");
+        cfg.snapshot_chunk = 16 + self.rng.below(4096) as usize;
         // A fresh clock origin for this incarnation, 0-100 s before boot.
         self.nodes[i].clock_base = self.rng.below(100_000 * MS) as i64 - self.now as i64;
         let disk = &self.nodes[i].disk;
         let now = self.clock(i);
-        let mut raft = Raft::new(cfg, disk.hs, disk.log.clone(), now)
+        let snapshot = disk.snapshot.clone();
+        let mut raft = Raft::restart(cfg, disk.hs, snapshot, disk.log.clone(), now)
             .unwrap_or_else(|e| violation(self.now, format!("node {i} cannot restart: {e}")));
         for p in peers {
             if self.rust_peer[i][p as usize] {
@@ -361,14 +488,18 @@ impl Cluster {
         let node = &mut self.nodes[i];
         node.raft = Some(raft);
         node.inc += 1;
-        node.commit = None;
-        node.next_apply = node.disk.log.first().map_or(0, |e| e.index);
+        // A snapshot is where the state machine starts again.
+        let snap = node.disk.snapshot.as_ref();
+        node.commit = snap.map(|s| s.meta.index);
+        node.app = snap.map_or_else(AppState::default, |s| AppState::from_snapshot(&s.data));
+        node.next_apply = match snap {
+            Some(s) => s.meta.index + 1,
+            None => node.disk.log.first().map_or(0, |e| e.index),
+        };
         node.leader_term = None;
-        node.leader_log = (0, 0);
+        node.leader_log = (None, 0);
         node.log_version = u64::MAX;
         node.last_seq = 0;
-        node.applied_ids.clear();
-        node.newest_inc.clear();
         for (idx, cmd) in std::mem::take(&mut node.applied) {
             if let Command::Int(x) = cmd
                 && let Some(set) = self.by_cmd.get_mut(&x).and_then(|m| m.get_mut(&idx))
@@ -541,6 +672,7 @@ impl Cluster {
                 Rpc::RequestVote(_) => self.stats.votes += 1,
                 Rpc::PreVote(_) => self.stats.pre_votes += 1,
                 Rpc::IsLogEmpty => self.stats.probes += 1,
+                Rpc::InstallSnapshot(_) => self.stats.snapshot_chunks += 1,
             }
             self.tr(|| format!("  {from} -> {to} #{} {:?}", o.seq, o.rpc));
             if !self.link_ok(from, to) || (self.unreliable && self.rng.chance(0.1)) {
@@ -781,6 +913,7 @@ impl Cluster {
             votes,
             committed,
             by_cmd,
+            expected,
             stats,
             ..
         } = self;
@@ -791,6 +924,11 @@ impl Cluster {
         let ready = raft.ready();
         raft.advance();
         let orders = ready.committed;
+        let snapshot_due = ready.snapshot_due;
+        let restored = ready
+            .restore
+            .as_ref()
+            .map(|s| (s.meta, AppState::from_snapshot(&s.data)));
         let mut log_touched = false;
         if !ready.persist.is_empty() {
             let b = ready.persist;
@@ -883,7 +1021,9 @@ impl Cluster {
             && commit > node.commit
         {
             let from = node.commit.map_or(0, |o| o + 1);
-            for idx in from..=c {
+            // What a snapshot covers was checked when first committed.
+            let covered = raft.log().snapshot().map_or(0, |s| s.index + 1);
+            for idx in from.max(covered)..=c {
                 let Some(e) = raft.log().get(idx) else {
                     violation(
                         now,
@@ -905,15 +1045,7 @@ impl Cluster {
                     }
                     None => {
                         // First time anyone commits it: a majority must hold it durably.
-                        let holders = nodes
-                            .iter()
-                            .filter(|n| {
-                                n.disk
-                                    .log
-                                    .get(idx as usize)
-                                    .is_some_and(|d| d.index == idx && d.term == e.term)
-                            })
-                            .count();
+                        let holders = nodes.iter().filter(|n| n.disk.holds(idx, e.term)).count();
                         if holders < nodes.len() / 2 + 1 {
                             violation(
                                 now,
@@ -929,6 +1061,7 @@ impl Cluster {
                             Committed {
                                 term: e.term,
                                 command: e.command.clone(),
+                                client: e.client,
                                 commit_term: term,
                             },
                         );
@@ -943,7 +1076,11 @@ impl Cluster {
         let raft = node.raft.as_ref().expect("running");
         if is_leader {
             if node.leader_term != Some(term) {
+                let covered = raft.log().snapshot().map(|s| s.index);
                 for (idx, k) in committed.iter() {
+                    if covered.is_some_and(|c| *idx <= c) {
+                        continue;
+                    }
                     if k.commit_term <= term && raft.log().term_at(*idx) != Some(k.term) {
                         violation(
                             now,
@@ -957,8 +1094,10 @@ impl Cluster {
                 }
                 node.leader_term = Some(term);
             } else {
-                let (len, h) = node.leader_log;
-                if node.disk.hashes.len() < len || (len > 0 && node.disk.hashes[len - 1] != h) {
+                let (last, h) = node.leader_log;
+                let compacted = |l| node.disk.snap_index().is_some_and(|s| l <= s);
+                let kept = |l| compacted(l) || node.disk.hash_at(l) == Some(h);
+                if last.is_some_and(|l| !kept(l)) {
                     violation(
                         now,
                         format!(
@@ -967,43 +1106,23 @@ impl Cluster {
                     );
                 }
             }
-            node.leader_log = (
-                node.disk.hashes.len(),
-                node.disk.hashes.last().copied().unwrap_or(0),
-            );
+            node.leader_log = (node.disk.log.last().map(|e| e.index), node.disk.last_hash());
         } else {
             node.leader_term = None;
         }
         // Applied orders: in log order, committed, and the committed entry;
         // a client command applied at most once per incarnation, and only a
         // real copy skipped.
+        expected.extend(committed);
+        if let Some((meta, app)) = restored {
+            restore_node(now, i, node, by_cmd, committed, expected, (meta, app));
+        }
         for Applied {
             entry: e,
             duplicate,
         } in orders
         {
-            if let Some(id) = e.client {
-                let first = node.applied_ids.insert(id);
-                // A command of an ended incarnation of its node (one that
-                // restarted and had a newer command applied) may be skipped.
-                let ended = node
-                    .newest_inc
-                    .get(&id.node)
-                    .is_some_and(|n| *n > id.incarnation);
-                let newest = node.newest_inc.entry(id.node).or_default();
-                *newest = (*newest).max(id.incarnation);
-                if (first && duplicate && !ended) || (!first && !duplicate) {
-                    violation(
-                        now,
-                        format!(
-                            "EXACTLY-ONCE: node {i} {} client command {id} at index {} (applied before: {})",
-                            if duplicate { "skips" } else { "applies" },
-                            e.index,
-                            !first
-                        ),
-                    );
-                }
-            }
+            check_applied(now, i, node, expected, &e, duplicate);
             if e.index != node.next_apply {
                 violation(
                     now,
@@ -1047,7 +1166,23 @@ impl Cluster {
         }
         node.max_term = term;
         node.commit = commit;
-        node.log_version = raft.log_version();
+        if let Some(index) = snapshot_due {
+            // The runtime's part: the state machine as of `index`.
+            if node.next_apply != index + 1 {
+                violation(
+                    now,
+                    format!(
+                        "node {i} asked for a snapshot at {index}, applied up to {}",
+                        node.next_apply
+                    ),
+                );
+            }
+            let clock = Duration::from_micros((now as i64 + node.clock_base) as u64);
+            let app = node.app.to_json();
+            let raft = node.raft.as_mut().expect("running");
+            raft.step(clock, Msg::Snapshot { index, app });
+        }
+        node.log_version = node.raft.as_ref().expect("running").log_version();
 
         // Newly committed entries must be in every current leader of a
         // later (or the same) term.
@@ -1057,8 +1192,12 @@ impl Cluster {
                 if r.mode() != Mode::Leader {
                     continue;
                 }
+                let covered = r.log().snapshot().map(|s| s.index);
                 for idx in &newly {
                     let k = &committed[idx];
+                    if covered.is_some_and(|c| *idx <= c) {
+                        continue;
+                    }
                     if r.term() >= k.commit_term && r.log().term_at(*idx) != Some(k.term) {
                         violation(
                             now,
@@ -1336,7 +1475,12 @@ impl Cluster {
         let missing = |c: &Cluster| -> Vec<(usize, ClientId)> {
             want.iter()
                 .copied()
-                .filter(|(_, id)| up.iter().any(|j| !c.nodes[*j].applied_ids.contains(id)))
+                .filter(|(_, id)| {
+                    // Applied once, at the index where the replay admits
+                    // it; every running node must have applied that far.
+                    let at = c.expected.admitted_at.get(id);
+                    at.is_none_or(|k| up.iter().any(|j| c.nodes[*j].next_apply <= *k))
+                })
                 .collect()
         };
         if !self.wait_for(LIVENESS, |c| missing(c).is_empty()) {
@@ -1353,10 +1497,11 @@ impl Cluster {
     pub fn settings(&self) -> String {
         let o = &self.opts;
         format!(
-            "{:?} peers, max_batch {}, request_timeout {:?}, pre_vote {}, check_quorum {}, \
-             unreliable {}, long reordering {}",
+            "{:?} peers, max_batch {}, snapshot every {} entries, request_timeout {:?}, pre_vote {}, \
+             check_quorum {}, unreliable {}, long reordering {}",
             o.peers,
             o.max_batch.unwrap_or(0),
+            o.snapshot_entries.unwrap_or(0),
             o.request_timeout.unwrap_or_default(),
             o.pre_vote.unwrap_or(true),
             o.check_quorum.unwrap_or(true),
@@ -1392,7 +1537,7 @@ impl Drop for Cluster {
         if std::env::var_os("RAFTIAN_SIM_STATS").is_some() && !std::thread::panicking() {
             println!(
                 "stats: {:.1} s simulated, {} leader terms, {} RPCs ({} pre-votes, {} votes), {} crashes, \
-                 {} proposals, {} duplicated; {}",
+                 {} proposals, {} duplicated, {} snapshot chunks; {}",
                 self.now as f64 / 1e6,
                 self.stats.leader_terms,
                 self.stats.rpcs,
@@ -1401,6 +1546,7 @@ impl Drop for Cluster {
                 self.stats.crashes,
                 self.stats.proposals,
                 self.duplicates(),
+                self.stats.snapshot_chunks,
                 self.settings(),
             );
         }
@@ -1426,7 +1572,11 @@ fn persist(
         disk.hashes.truncate(keep);
     }
     for e in b.append {
-        let expect = disk.log.last().map_or(0, |l| l.index + 1);
+        let expect = match (disk.log.last(), disk.snap_index()) {
+            (Some(l), _) => l.index + 1,
+            (None, Some(s)) => s + 1,
+            (None, None) => 0,
+        };
         if e.index != expect {
             violation(
                 now,
@@ -1436,7 +1586,7 @@ fn persist(
                 ),
             );
         }
-        let h = chain_hash(disk.hashes.last().copied().unwrap_or(0x0123_4567), &e);
+        let h = chain_hash(disk.last_hash(), &e);
         match chain.entry((e.index, e.term)) {
             MapEntry::Occupied(o) => {
                 if *o.get() != h {
@@ -1456,5 +1606,125 @@ fn persist(
         }
         disk.log.push(e);
         disk.hashes.push(h);
+    }
+    if let Some(snap) = b.snapshot {
+        compact_disk(now, i, disk, chain, snap);
+    }
+}
+
+/// What storage does with a snapshot: keep it, drop the entries it covers
+/// (all of them if the log disagrees with it there).
+fn compact_disk(
+    now: u64,
+    i: usize,
+    disk: &mut Disk,
+    chain: &HashMap<(u64, u64), u64>,
+    snap: Snapshot,
+) {
+    let m = snap.meta;
+    let Some(&h) = chain.get(&(m.index, m.term)) else {
+        violation(
+            now,
+            format!(
+                "node {i} keeps a snapshot at ({}, {}) that no log ever held",
+                m.index, m.term
+            ),
+        );
+    };
+    let agrees = disk.holds(m.index, m.term) && disk.hash_at(m.index).is_none_or(|x| x == h);
+    let keep_from = disk
+        .log
+        .iter()
+        .position(|e| e.index > m.index)
+        .unwrap_or(disk.log.len());
+    if agrees || disk.log.first().is_some_and(|e| e.index > m.index) {
+        disk.log.drain(..keep_from);
+        disk.hashes.drain(..keep_from);
+    } else {
+        disk.log.clear();
+        disk.hashes.clear();
+    }
+    disk.snap_hash = h;
+    disk.snapshot = Some(snap);
+}
+
+/// A node installed its leader's snapshot: its state machine must be what
+/// replaying the committed log gives, and it now holds every command up to
+/// the snapshot's index.
+#[allow(clippy::too_many_arguments)]
+fn restore_node(
+    now: u64,
+    i: usize,
+    node: &mut Node,
+    by_cmd: &mut HashMap<i32, BTreeMap<u64, BTreeSet<usize>>>,
+    committed: &BTreeMap<u64, Committed>,
+    expected: &Expected,
+    (meta, app): (SnapshotMeta, AppState),
+) {
+    if let Some((_, want)) = expected.at.get(meta.index as usize)
+        && *want != app
+    {
+        violation(
+            now,
+            format!(
+                "node {i} installs a snapshot at {} whose state {app:?} is not the log's {want:?}",
+                meta.index
+            ),
+        );
+    }
+    for idx in node.next_apply..=meta.index {
+        let admitted = expected.at.get(idx as usize).is_some_and(|(a, _)| *a);
+        if let (true, Some(k)) = (admitted, committed.get(&idx))
+            && let Command::Int(x) = k.command
+        {
+            by_cmd
+                .entry(x)
+                .or_default()
+                .entry(idx)
+                .or_default()
+                .insert(i);
+            node.applied.insert(idx, k.command.clone());
+        }
+    }
+    node.app = app;
+    node.next_apply = meta.index + 1;
+}
+
+/// A node applies (or skips, as a copy) entry `e`: exactly as replaying
+/// the committed log from index 0 does, and its state follows.
+fn check_applied(
+    now: u64,
+    i: usize,
+    node: &mut Node,
+    expected: &Expected,
+    e: &Entry,
+    duplicate: bool,
+) {
+    let Some(&(admitted, want)) = expected.at.get(e.index as usize) else {
+        return;
+    };
+    if admitted == duplicate {
+        violation(
+            now,
+            format!(
+                "EXACTLY-ONCE: node {i} {} client command {:?} at index {}, a replay of the committed log {} it",
+                if duplicate { "skips" } else { "applies" },
+                e.client,
+                e.index,
+                if admitted { "applies" } else { "skips" }
+            ),
+        );
+    }
+    if !duplicate {
+        node.app.apply(e);
+    }
+    if node.app != want {
+        violation(
+            now,
+            format!(
+                "node {i} after index {}: state {:?}, the committed log gives {want:?}",
+                e.index, node.app
+            ),
+        );
     }
 }

@@ -154,4 +154,11 @@ scenario_tests!(
     partitions,
     split_votes,
     static_leader,
+    snapshot_basic,
+    snapshot_install,
+    snapshot_install_unreliable,
+    snapshot_install_crash,
+    snapshot_install_uncrash,
+    snapshot_all_crash,
+    snapshot_init,
 );

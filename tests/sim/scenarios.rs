@@ -38,6 +38,13 @@ pub const ALL: &[(&str, Scenario)] = &[
     ("partitions", partitions),
     ("split_votes", split_votes),
     ("static_leader", static_leader),
+    ("snapshot_basic", snapshot_basic),
+    ("snapshot_install", snapshot_install),
+    ("snapshot_install_unreliable", snapshot_install_unreliable),
+    ("snapshot_install_crash", snapshot_install_crash),
+    ("snapshot_install_uncrash", snapshot_install_uncrash),
+    ("snapshot_all_crash", snapshot_all_crash),
+    ("snapshot_init", snapshot_init),
 ];
 
 fn cluster(seed: u64, n: usize, peers: Peers) -> Cluster {
@@ -921,5 +928,149 @@ fn static_leader(seed: u64, peers: Peers) -> Cluster {
     c.wait_all_applied();
     c.check_each_node_commits();
     check_static(&c);
+    c
+}
+
+// ----- 2D: log compaction (snapshots every 10 entries) -----
+
+/// Commands between two checks: more than a snapshot's worth.
+const SNAPSHOT_EVERY: u64 = 10;
+
+/// Snapshots only matter between Rust nodes: beside a peer taken for an
+/// original Python node the leader keeps its whole log (it could not
+/// install a snapshot), so these scenarios run with Rust peers.
+fn snapshot_cluster(seed: u64, n: usize, _peers: Peers, unreliable: bool) -> Cluster {
+    let mut opts = Options::new(n, Peers::Rust);
+    opts.snapshot_entries = Some(SNAPSHOT_EVERY);
+    opts.unreliable = unreliable;
+    Cluster::new(seed, opts)
+}
+
+/// MIT's snapcommon: 30 rounds; each round a victim (the leader, or any
+/// node) is disconnected or crashed while more than a snapshot's worth of
+/// commands commit, then comes back and must catch up (by an installed
+/// snapshot when the leader compacted what it missed).
+fn snapcommon(seed: u64, peers: Peers, disconnect: bool, unreliable: bool, crash: bool) -> Cluster {
+    let n = 3;
+    let mut c = snapshot_cluster(seed, n, peers, unreliable);
+    let x = c.fresh();
+    c.one(x, n, true);
+    let mut leader = c.check_one_leader();
+    for round in 0..30 {
+        let (victim, sender) = if round % 3 == 1 {
+            (leader, (leader + 1) % n)
+        } else {
+            ((leader + 1) % n, leader)
+        };
+        if disconnect {
+            c.disconnect(victim);
+            let x = c.fresh();
+            c.one(x, n - 1, true);
+        }
+        if crash {
+            c.crash(victim);
+            let x = c.fresh();
+            c.one(x, n - 1, true);
+        }
+        for _ in 0..=SNAPSHOT_EVERY {
+            let x = c.fresh();
+            c.propose(sender, x);
+        }
+        let x = c.fresh();
+        let expected = if disconnect || crash { n - 1 } else { n };
+        c.one(x, expected, true);
+        if disconnect {
+            c.connect(victim);
+            let x = c.fresh();
+            c.one(x, n, true);
+            leader = c.check_one_leader();
+        }
+        if crash {
+            c.restart(victim);
+            c.connect(victim);
+            let x = c.fresh();
+            c.one(x, n, true);
+            leader = c.check_one_leader();
+        }
+    }
+    c.wait_all_applied();
+    c
+}
+
+fn snapshot_basic(seed: u64, peers: Peers) -> Cluster {
+    snapcommon(seed, peers, false, false, false)
+}
+
+fn snapshot_install(seed: u64, peers: Peers) -> Cluster {
+    snapcommon(seed, peers, true, false, false)
+}
+
+fn snapshot_install_unreliable(seed: u64, peers: Peers) -> Cluster {
+    snapcommon(seed, peers, true, true, false)
+}
+
+fn snapshot_install_crash(seed: u64, peers: Peers) -> Cluster {
+    snapcommon(seed, peers, false, false, true)
+}
+
+fn snapshot_install_uncrash(seed: u64, peers: Peers) -> Cluster {
+    snapcommon(seed, peers, false, true, true)
+}
+
+/// Every node crashes at once, several times: each restarts from its
+/// snapshot and the log after it, and the cluster carries on.
+fn snapshot_all_crash(seed: u64, peers: Peers) -> Cluster {
+    let n = 3;
+    let mut c = snapshot_cluster(seed, n, peers, false);
+    let x = c.fresh();
+    c.one(x, n, true);
+    for _ in 0..5 {
+        for _ in 0..=SNAPSHOT_EVERY {
+            let x = c.fresh();
+            c.one(x, n, true);
+        }
+        for i in 0..n {
+            c.crash(i);
+        }
+        for i in 0..n {
+            c.restart(i);
+            c.connect(i);
+        }
+        let x = c.fresh();
+        c.one(x, n, true);
+    }
+    c
+}
+
+/// A node that restarts right after a snapshot starts from it (MIT's
+/// "init": the snapshot is the state it comes back with).
+fn snapshot_init(seed: u64, peers: Peers) -> Cluster {
+    let n = 3;
+    let mut c = snapshot_cluster(seed, n, peers, false);
+    let x = c.fresh();
+    c.one(x, n, true);
+    for _ in 0..=SNAPSHOT_EVERY {
+        let x = c.fresh();
+        c.one(x, n, true);
+    }
+    for i in 0..n {
+        c.crash(i);
+    }
+    for i in 0..n {
+        c.restart(i);
+        c.connect(i);
+    }
+    // A command after the restart, then again, with nothing in between.
+    let x = c.fresh();
+    c.one(x, n, true);
+    for i in 0..n {
+        c.crash(i);
+    }
+    for i in 0..n {
+        c.restart(i);
+        c.connect(i);
+    }
+    let x = c.fresh();
+    c.one(x, n, true);
     c
 }

@@ -1,8 +1,11 @@
 //! This node as a client of the cluster (Ongaro's thesis section 6.3): every
 //! command it takes gets a [`ClientId`] of its session, and the node keeps
 //! the command until it sees it applied, sending it again (to whatever
-//! leader there is, or into its own log once it leads) when it stays
-//! unapplied. The replicated [`SessionTable`] makes the copies harmless.
+//! leader there is, or into its own log once it leads) when it may have
+//! been lost: once the term has changed since it went out (a leader that
+//! took it can only lose it by losing its leadership), or after a long
+//! timeout. The replicated [`SessionTable`] makes the copies harmless;
+//! resending on every slow commit would flood the log with them.
 //!
 //! [`SessionTable`]: crate::raft::sessions::SessionTable
 
@@ -24,9 +27,9 @@ pub(super) struct Proposal {
 #[derive(Debug)]
 struct Unapplied {
     command: Command,
-    /// When it last went out (into our log, or to a leader); `None` while
-    /// it waits in `proposals`.
-    sent_at: Option<Duration>,
+    /// When it last went out (into our log, or to a leader), and in which
+    /// term; `None` while it waits in `proposals`.
+    sent_at: Option<(Duration, u64)>,
 }
 
 #[derive(Debug)]
@@ -90,11 +93,12 @@ impl Raft {
         sent: impl IntoIterator<Item = &'a Option<ClientId>>,
         now: Duration,
     ) {
+        let term = self.term;
         for id in sent {
             if let Some(seq) = self.own(*id)
                 && let Some(u) = self.client.unapplied.get_mut(&seq)
             {
-                u.sent_at = Some(now);
+                u.sent_at = Some((now, term));
             }
         }
     }
@@ -127,13 +131,37 @@ impl Raft {
         }
     }
 
-    /// Send again what went out `request_timeout` ago and is still not
-    /// applied (`all`: everything that went out, as a new leader does).
+    /// After a snapshot: what it shows applied is done.
+    pub(super) fn forget_applied_commands(&mut self) {
+        let (node, incarnation) = (self.cfg.id, self.client.incarnation);
+        let sessions = &self.sessions;
+        self.client.unapplied.retain(|seq, _| {
+            !sessions.is_applied(ClientId {
+                node,
+                incarnation,
+                seq: *seq,
+            })
+        });
+    }
+
+    /// How long a command may stay unapplied within one term before it is
+    /// sent again anyway.
+    fn resend_after(&self) -> Duration {
+        self.cfg.request_timeout * 10
+    }
+
+    /// Send again what may have been lost and is still not applied (`all`:
+    /// everything that went out, as a new leader does).
     pub(super) fn resend_unapplied(&mut self, now: Duration, all: bool) {
-        let wait = self.cfg.request_timeout;
+        let (wait, term) = (self.resend_after(), self.term);
+        if !all && self.leader_id.is_none() {
+            return; // nobody to send it to yet
+        }
         let me = (self.cfg.id, self.client.incarnation);
         for (seq, u) in self.client.unapplied.iter_mut() {
-            let due = u.sent_at.is_some_and(|t| all || now >= t + wait);
+            let due = u
+                .sent_at
+                .is_some_and(|(t, in_term)| all || in_term < term || now >= t + wait);
             if due {
                 debug!("node {}: command {seq} not applied yet: sent again", me.0);
                 u.sent_at = None;
@@ -149,13 +177,14 @@ impl Raft {
         }
     }
 
-    /// When the oldest command that went out is due to be sent again.
+    /// When the oldest command that went out is due to be sent again (a
+    /// change of term wakes the node anyway: it comes with a message).
     pub(super) fn resend_deadline(&self) -> Duration {
-        let wait = self.cfg.request_timeout;
+        let wait = self.resend_after();
         self.client
             .unapplied
             .values()
-            .filter_map(|u| u.sent_at)
+            .filter_map(|u| u.sent_at.map(|(t, _)| t))
             .min()
             .map_or(Duration::MAX, |t| t + wait)
     }

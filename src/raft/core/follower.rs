@@ -109,7 +109,7 @@ impl Raft {
         }
     }
 
-    fn heard_from_leader(&mut self, leader: Option<NodeId>, now: Duration) {
+    pub(super) fn heard_from_leader(&mut self, leader: Option<NodeId>, now: Duration) {
         if leader.is_some() && self.leader_id != leader {
             self.leader_id = leader;
             self.follower_state().leader_match = None;

@@ -45,7 +45,7 @@ impl Raft {
         }
     }
 
-    fn progress(&mut self, to: NodeId) -> Option<&mut Progress> {
+    pub(super) fn progress(&mut self, to: NodeId) -> Option<&mut Progress> {
         self.leader()?.progress.get_mut(&to)
     }
 
@@ -75,7 +75,10 @@ impl Raft {
     /// delays only itself.
     fn replicate_to(&mut self, to: NodeId, now: Duration) {
         let (hb, commit) = (self.cfg.heartbeat_interval, self.commit_index);
-        let (first, last) = (self.log.first_index(), self.log.last_index());
+        let (snap, last) = (self.log.snapshot(), self.log.last_index());
+        // The lowest `next` a batch can serve: the first entry held, or the
+        // one after the snapshot (whose index and term anchor the batch).
+        let lowest = snap.map_or(self.log.first_index(), |s| Some(s.index + 1));
         let Some(pr) = self.progress(to) else { return };
         if pr.is_paused(now) {
             return;
@@ -89,17 +92,22 @@ impl Raft {
             }
             return;
         }
-        let (Some(first), Some(last)) = (first, last) else {
+        let (Some(lowest), Some(last)) = (lowest, last) else {
             // Nothing in the log: only heartbeats.
             if due {
                 self.send_heartbeat(to, None, now);
             }
             return;
         };
+        if snap.is_some_and(|s| pr.next() <= s.index) {
+            // It needs entries we compacted (we never compact beside an
+            // original node, which could not install the snapshot).
+            return self.send_snapshot_chunk(to, now);
+        }
         if kind.needs_empty_probe(pr) {
             return self.send_probe(to, now);
         }
-        let next = pr.next().clamp(first, last + 1);
+        let next = pr.next().clamp(lowest, last + 1);
         let new_commit = kind.new_commit(pr, commit);
         if next > last && pr.is_replicating() {
             if new_commit.is_none() && !due {
@@ -120,20 +128,32 @@ impl Raft {
     /// The batch `[prev] + new` from `next` on (or the whole log, flagged
     /// `all_log`, when `next` is the first index).
     fn send_batch(&mut self, to: NodeId, next: u64, commit: Option<u64>, now: Duration) {
-        let first = self.log.first_index().expect("non-empty log");
         let last = self.log.last_index().expect("non-empty log");
-        let (from, all_log) = if next <= first {
-            (first, true)
-        } else {
-            (next - 1, false)
+        let snap = self.log.snapshot();
+        let (from, all_log) = match (snap, self.log.first_index()) {
+            (None, Some(first)) if next <= first => (first, true),
+            _ => (next - 1, false),
         };
         // `max_batch` counts new entries: the anchor (prev) entry rides along,
         // so a batch of 1 still makes progress.
         let max_batch = self.cfg.max_batch.max(1) as u64;
         let to_idx = last.min((from + max_batch - 1).max(next));
-        let entries = self.log.slice(from, to_idx).iter().map(WireEntry::from);
+        let mut entries = Vec::with_capacity((to_idx + 1 - from) as usize);
+        if let Some(s) = snap
+            && s.index == from
+        {
+            // The anchor was compacted: its index and term are what the
+            // follower checks (a Rust follower, which never stores it).
+            entries.push(WireEntry {
+                term: s.term,
+                index: Some(s.index),
+                command: Command::NOOP,
+                client: None,
+            });
+        }
+        entries.extend(self.log.slice(from, to_idx).iter().map(WireEntry::from));
         let rpc = Rpc::AppendEntries(AppendEntries {
-            entries: Some(entries.collect()),
+            entries: Some(entries),
             term: self.term,
             commit_index: commit,
             all_log,
@@ -206,7 +226,11 @@ impl Raft {
         now: Duration,
     ) {
         let retry = self.cfg.retry_interval;
-        let log_first = self.log.first_index().unwrap_or(0);
+        // Walking back may reach the snapshot: then it needs the snapshot.
+        let log_first = match self.log.snapshot() {
+            Some(s) => s.index,
+            None => self.log.first_index().unwrap_or(0),
+        };
         let current = sent.term == self.term;
         let to = sent.to;
         let Some(pr) = self.progress(to) else { return };

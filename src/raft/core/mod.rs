@@ -14,6 +14,7 @@
 //! both ends).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use log::info;
@@ -30,6 +31,7 @@ mod forward;
 mod leader;
 mod pending;
 mod role;
+mod snapshot;
 
 use self::client::{ClientSession, Proposal};
 use self::forward::Forwarding;
@@ -69,6 +71,11 @@ pub struct RaftConfig {
     /// at every start of the node, so that a command of an earlier start
     /// is never taken for a new one.
     pub incarnation: u64,
+    /// Take a snapshot (and compact the log) once this many entries were
+    /// applied since the last one; 0: never.
+    pub snapshot_entries: u64,
+    /// Bytes of snapshot per `install_snapshot_rpc`.
+    pub snapshot_chunk: usize,
 }
 
 impl RaftConfig {
@@ -87,6 +94,8 @@ impl RaftConfig {
             request_timeout: Duration::from_secs(2),
             seed: id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03,
             incarnation: 1,
+            snapshot_entries: 10_000,
+            snapshot_chunk: 64 * 1024,
         }
     }
 
@@ -120,6 +129,17 @@ pub struct Raft {
     client: ClientSession,
     /// Replicated: which client commands were applied.
     sessions: SessionTable,
+    /// The latest snapshot (sent to followers that need it; a transfer
+    /// keeps the one it started with).
+    snapshot: Option<Arc<Snapshot>>,
+    /// A snapshot for the next `Ready` to persist.
+    pending_snapshot: Option<Snapshot>,
+    /// Asked the runtime for a snapshot at this index.
+    snapshot_asked: Option<u64>,
+    /// A snapshot arriving in chunks from the leader.
+    install: Option<snapshot::Install>,
+    /// Said once that the log is kept whole for an original node.
+    whole_log_noted: bool,
     election_deadline: Duration,
     last_leader_contact: Option<Duration>,
     requests: Requests,
@@ -138,8 +158,39 @@ impl Raft {
         log: Vec<Entry>,
         now: Duration,
     ) -> Result<Self, String> {
-        let log = RaftLog::new(log)?;
-        let mut raft = Raft {
+        Self::restart(cfg, hard_state, None, log, now)
+    }
+
+    /// A node restarting from its snapshot (if it took or installed one)
+    /// and the log that follows it.
+    pub fn restart(
+        cfg: RaftConfig,
+        hard_state: HardState,
+        snapshot: Option<Snapshot>,
+        log: Vec<Entry>,
+        now: Duration,
+    ) -> Result<Self, String> {
+        let Some(snap) = snapshot else {
+            let raft = Self::with_log(cfg, hard_state, RaftLog::new(log)?);
+            return Ok(raft.started(now));
+        };
+        let (meta, sessions) = snapshot::parse_doc(&snap.data)?;
+        if meta != snap.meta {
+            return Err(format!(
+                "snapshot file says {:?}, its document {meta:?}",
+                snap.meta
+            ));
+        }
+        let mut raft = Self::with_log(cfg, hard_state, RaftLog::with_snapshot(meta, log)?);
+        raft.sessions = sessions;
+        raft.commit_index = Some(meta.index);
+        raft.last_applied = Some(meta.index);
+        raft.snapshot = Some(Arc::new(snap));
+        Ok(raft.started(now))
+    }
+
+    fn with_log(cfg: RaftConfig, hard_state: HardState, log: RaftLog) -> Self {
+        Raft {
             role: Role::follower(),
             term: hard_state.term,
             voted_for: hard_state.voted_for,
@@ -152,6 +203,11 @@ impl Raft {
             fwd: Forwarding::default(),
             client: ClientSession::new(cfg.incarnation),
             sessions: SessionTable::default(),
+            snapshot: None,
+            pending_snapshot: None,
+            snapshot_asked: None,
+            install: None,
+            whole_log_noted: false,
             election_deadline: Duration::ZERO,
             last_leader_contact: None,
             requests: Requests::new(),
@@ -159,17 +215,21 @@ impl Raft {
             saved_hard_state: hard_state,
             out: Ready::default(),
             cfg,
-        };
-        match raft.cfg.static_leader {
-            Some(leader) => raft.start_static(leader, now),
+        }
+    }
+
+    /// Take up the node's role.
+    fn started(mut self, now: Duration) -> Self {
+        match self.cfg.static_leader {
+            Some(leader) => self.start_static(leader, now),
             None => {
-                raft.reset_election_timer(now);
-                if raft.cfg.peers.is_empty() {
-                    raft.campaign(now, false);
+                self.reset_election_timer(now);
+                if self.cfg.peers.is_empty() {
+                    self.campaign(now, false);
                 }
             }
         }
-        Ok(raft)
+        self
     }
 
     fn start_static(&mut self, leader: NodeId, now: Duration) {
@@ -244,7 +304,8 @@ impl Raft {
     }
     /// `is_log_empty()`.
     pub fn is_log_empty(&self) -> bool {
-        self.log.is_empty()
+        // A compacted log is not empty: the snapshot holds its start.
+        self.log.is_empty() && self.log.snapshot().is_none()
     }
 
     /// The earliest time at which a `Tick` has timed work to do (an
@@ -270,6 +331,7 @@ impl Raft {
             Msg::Tick => self.service_actions(now),
             Msg::Propose(commands) => self.take_commands(commands),
             Msg::PeerKind(peer, kind) => self.note_peer_kind(peer, kind),
+            Msg::Snapshot { index, app } => self.take_snapshot(index, app),
             Msg::Request { token, from, rpc } => {
                 let result = self.step_request(now, from, rpc);
                 self.out.answers.push(Answer { token, result });
@@ -300,7 +362,8 @@ impl Raft {
             Rpc::AppendEntries(req) => self.step_append(now, &req, from).map(Reply::Append),
             Rpc::RequestVote(req) => self.step_vote(now, &req, false).map(Reply::Vote),
             Rpc::PreVote(req) => self.step_vote(now, &req, true).map(Reply::Vote),
-            Rpc::IsLogEmpty => Ok(Reply::LogEmpty(self.log.is_empty())),
+            Rpc::IsLogEmpty => Ok(Reply::LogEmpty(self.is_log_empty())),
+            Rpc::InstallSnapshot(req) => self.step_install(now, &req, from).map(Reply::Snapshot),
         }
     }
 
@@ -347,6 +410,14 @@ impl Raft {
             Pending::Probe { to, term, .. } => self.on_probe_reply(seq, to, term, result, now),
             Pending::Vote { term, pre, .. } => self.on_vote_reply(from, term, pre, result, now),
             Pending::Forward { to, batch, .. } => self.on_forward_reply(to, batch, result, now),
+            Pending::Snapshot {
+                to,
+                term,
+                meta,
+                end,
+                done,
+                ..
+            } => self.on_snapshot_reply(seq, to, term, (meta, end, done), result, now),
         }
     }
 
@@ -371,7 +442,10 @@ impl Raft {
 
     /// Is there anything to persist, send, answer or apply?
     pub fn has_ready(&self) -> bool {
-        !self.out.is_empty() || !self.log.all_given() || self.hard_state() != self.saved_hard_state
+        !self.out.is_empty()
+            || !self.log.all_given()
+            || self.hard_state() != self.saved_hard_state
+            || self.pending_snapshot.is_some()
     }
 
     /// Take what this turn produced. The runtime makes `persist` durable
@@ -386,6 +460,7 @@ impl Raft {
             hard_state,
             truncate_from: unsaved.truncate_from,
             append: unsaved.append,
+            snapshot: self.pending_snapshot.take(),
         };
         ready
     }
@@ -411,6 +486,7 @@ impl Raft {
             self.forward(now);
         }
         self.apply();
+        self.maybe_ask_snapshot();
     }
 
     /// Requests with no answer after `request_timeout` count as timed out

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::client::Proposal;
-use crate::raft::types::{NodeId, Reply, RpcFailure};
+use crate::raft::types::{NodeId, Reply, RpcFailure, SnapshotMeta};
 
 /// An `append_entries_rpc` on its way to a follower.
 #[derive(Clone, Debug)]
@@ -41,6 +41,15 @@ pub(super) enum Pending {
         batch: Vec<Proposal>,
         sent_at: Duration,
     },
+    /// A chunk of a snapshot, ending at byte `end`.
+    Snapshot {
+        to: NodeId,
+        term: u64,
+        meta: SnapshotMeta,
+        end: usize,
+        done: bool,
+        sent_at: Duration,
+    },
 }
 
 impl Pending {
@@ -49,7 +58,8 @@ impl Pending {
             Pending::Append(AppendSent { sent_at, .. })
             | Pending::Probe { sent_at, .. }
             | Pending::Vote { sent_at, .. }
-            | Pending::Forward { sent_at, .. } => *sent_at,
+            | Pending::Forward { sent_at, .. }
+            | Pending::Snapshot { sent_at, .. } => *sent_at,
         }
     }
 
@@ -59,6 +69,7 @@ impl Pending {
     pub fn reply_term(&self, result: &Result<Reply, RpcFailure>) -> Option<u64> {
         match result {
             Ok(Reply::Append(r)) => Some(r.term),
+            Ok(Reply::Snapshot(t)) => Some(*t),
             Ok(Reply::Vote(r)) if !r.vote_granted => Some(r.term),
             Ok(Reply::Vote(r)) if !matches!(self, Pending::Vote { pre: true, .. }) => Some(r.term),
             _ => None,
