@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Did every node end with the same log? The original authors' check: compare
-# the last `log = [...]` line of each node's newest log file.
+# Did every node end with the same log? The original authors' check compared
+# the last `log = [...]` line of each node's newest log file. Nodes that
+# compact their logs hold different prefixes, so this compares what they hold
+# in common: every index two nodes both hold must have the same entry, every
+# node must end at the same index, and nodes whose latest `snapshot = {...}`
+# line is at the same index must have the same game in it (board, round,
+# sessions). Without snapshots that is the original check.
 #
 # usage: scripts/check_replication.sh [LOGDIR] [names...]
 #   LOGDIR  default: logs. Files are LOGDIR/<name>/<datetime>.<name>.log (the
 #           original's and the Rust nodes' layout) or LOGDIR/<datetime>.<name>.log;
 #           .log.gz files are read too.
 #   names   default: every <name> found in LOGDIR.
-# Exit 0 when all last log lines are equal; 1 naming the nodes that differ
-# (from the line most nodes have); 2 for a missing log file or bad usage.
+# Exit 0 when the nodes agree; 1 naming the nodes that differ (from what most
+# nodes have); 2 for a missing log file or bad usage.
 set -euo pipefail
 
 logdir=${1:-logs}
@@ -43,61 +48,81 @@ newest() {
     } | awk -F/ '{ print $NF "\t" $0 }' | sort | tail -n 1 | cut -f2-
 }
 
-last_line() {
+read_lines() {
     local file=$1
     if [[ $file == *.gz ]]; then
-        gzip -dc -- "$file" | grep '^log = ' | tail -n 1 || true
+        gzip -dc -- "$file"
     else
-        grep '^log = ' -- "$file" | tail -n 1 || true
-    fi
+        cat -- "$file"
+    fi | grep -E '^(log|snapshot) = ' || true
 }
 
-declare -A line_of
-missing=()
+args=()
 for name in "${names[@]}"; do
     file=$(newest "$name")
     if [[ -z $file ]]; then
-        missing+=("$name")
-        continue
+        echo "check_replication: no log file for: $name" >&2
+        exit 2
     fi
-    line=$(last_line "$file")
-    if [[ -z $line ]]; then
-        echo "check_replication: $name: no 'log = ' line in $file" >&2
-        missing+=("$name")
-        continue
-    fi
-    line_of[$name]=$line
-    entries=$({ grep -o 'Raft\.Entry(' <<<"$line" || true; } | wc -l)
-    last=$({ grep -o 'Raft\.Entry([^)]*)' <<<"$line" || true; } | tail -n 1)
-    printf '%-10s %4d entries, last %s  (%s)\n' "$name" "$entries" "${last:-none}" "$file"
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-    echo "check_replication: no log line for: ${missing[*]}" >&2
-    exit 2
-fi
-
-# The line most nodes have (the first node's on a tie) is the reference.
-reference=$(for n in "${names[@]}"; do printf '%s\n' "${line_of[$n]}"; done |
-    sort | uniq -c | sort -rn -s -k1,1 | awk 'NR == 1 { print $1 }')
-best=""
-for n in "${names[@]}"; do
-    count=0
-    for m in "${names[@]}"; do
-        [[ ${line_of[$m]} == "${line_of[$n]}" ]] && count=$((count + 1))
-    done
-    if [[ $count -eq $reference ]]; then
-        best=${line_of[$n]}
-        break
-    fi
+    args+=("$name" "$file")
 done
 
-differ=()
-for n in "${names[@]}"; do
-    [[ ${line_of[$n]} == "$best" ]] || differ+=("$n")
+command -v python3 >/dev/null || { echo "check_replication: python3 is needed" >&2; exit 2; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for ((k = 0; k < ${#args[@]}; k += 2)); do
+    read_lines "${args[k+1]}" >"$tmp/${args[k]}"
 done
-if [[ ${#differ[@]} -eq 0 ]]; then
-    echo "replication OK: the last log line of ${names[*]} is the same"
-    exit 0
-fi
-echo "replication FAILED: ${differ[*]} differ from the log most nodes have" >&2
-exit 1
+exec python3 - "$tmp" "${args[@]}" <<'PY'
+import json, re, sys
+from collections import Counter
+
+tmp, pairs = sys.argv[1], sys.argv[2:]
+names, files = pairs[0::2], pairs[1::2]
+ENTRY = re.compile(r"Raft\.Entry\(term=(\d+), index=(\d+), command=(.*?)\)(?:, |\]$)")
+held, snaps = {}, {}
+for name, file in zip(names, files):
+    lines = open(f"{tmp}/{name}").read().splitlines()
+    logs = [l for l in lines if l.startswith("log = ")]
+    if not logs:
+        print(f"check_replication: {name}: no 'log = ' line in {file}", file=sys.stderr)
+        sys.exit(2)
+    held[name] = {int(i): (int(t), c) for t, i, c in ENTRY.findall(logs[-1])}
+    snap = [l for l in lines if l.startswith("snapshot = ")]
+    snaps[name] = json.loads(snap[-1][len("snapshot = "):]) if snap else None
+    last = max(held[name], default=None)
+    s = snaps[name]
+    print(f"{name:<10} {len(held[name]):4d} entries, last index {last}"
+          + (f", snapshot at {s['lastIndex']}" if s else "") + f"  ({file})")
+
+def end(n):
+    s = snaps[n]
+    return max(held[n], default=s["lastIndex"] if s else None)
+
+differ = set()
+# Every node ends where most nodes end.
+ends = Counter(end(n) for n in names)
+common_end = ends.most_common(1)[0][0]
+differ |= {n for n in names if end(n) != common_end}
+# An index held by several nodes holds what most of them have there.
+for i in sorted(set().union(*held.values())):
+    have = [n for n in names if i in held[n]]
+    votes = Counter(held[n][i] for n in have)
+    want = votes.most_common(1)[0][0]
+    differ |= {n for n in have if held[n][i] != want}
+# The same snapshot point holds the same game.
+game = lambda s: {k: v for k, v in s.items() if k not in ("servers",)}
+by_point = {}
+for n in names:
+    if snaps[n]:
+        by_point.setdefault(snaps[n]["lastIndex"], []).append(n)
+for point, ns in by_point.items():
+    votes = Counter(json.dumps(game(snaps[n]), sort_keys=True) for n in ns)
+    want = votes.most_common(1)[0][0]
+    differ |= {n for n in ns if json.dumps(game(snaps[n]), sort_keys=True) != want}
+if differ:
+    bad = [n for n in names if n in differ]
+    print(f"replication FAILED: {' '.join(bad)} differ from what most nodes hold", file=sys.stderr)
+    sys.exit(1)
+print(f"replication OK: {' '.join(names)} agree on every index they hold and end at {common_end}")
+PY

@@ -73,6 +73,11 @@ pub struct ClusterConfig {
     pub rpc_timeout_ms: Option<u64>,
     pub pre_vote: Option<bool>,
     pub check_quorum: Option<bool>,
+    /// Snapshot (and compact the log) after this many applied entries;
+    /// 0: never. Default 10,000.
+    pub snapshot_entries: Option<u64>,
+    /// Bytes per `install_snapshot_rpc` chunk. Default 64 KiB.
+    pub snapshot_chunk_bytes: Option<usize>,
     #[serde(rename = "node")]
     pub nodes: Vec<NodeEntry>,
 }
@@ -157,6 +162,12 @@ impl ClusterConfig {
         }
         c.retry_interval = c.heartbeat_interval;
         c.request_timeout = self.rpc_timeout() * 2;
+        if let Some(n) = self.snapshot_entries {
+            c.snapshot_entries = n;
+        }
+        if let Some(b) = self.snapshot_chunk_bytes {
+            c.snapshot_chunk = b.clamp(1, 1 << 20);
+        }
         c
     }
 }

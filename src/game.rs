@@ -37,6 +37,8 @@ pub enum OrderOutcome {
     Ignored,
     /// A new round began (its number).
     NewRound(u64),
+    /// The whole board was replaced by a snapshot's (in this round).
+    Restored { round: u64 },
 }
 
 /// How a finished round ended.
@@ -175,6 +177,13 @@ impl Game {
 
     pub fn round(&self) -> u64 {
         self.round
+    }
+
+    /// A board as a snapshot recorded it; `None` if the numbers cannot be
+    /// a board (HP out of range, no round).
+    pub fn from_parts(hp: [i32; PLAYERS], orders: [u64; PLAYERS], round: u64) -> Option<Self> {
+        let ok = hp.iter().all(|h| (0..=MAX_HP).contains(h)) && round >= 1;
+        ok.then_some(Game { hp, orders, round })
     }
 
     /// How the round ended, once at most one player is alive.

@@ -57,6 +57,17 @@ impl LogFile {
     }
 
     /// Append the log's line unless it equals the last one written.
+    /// `snapshot = {...}`: the node compacted its log (or installed its
+    /// leader's snapshot); the `log = ` lines that follow hold what is left.
+    pub fn write_snapshot(&mut self, document: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(b"snapshot = ")?;
+        self.file.write_all(document)?;
+        self.file.write_all(b"\n")?;
+        self.file.flush()?;
+        self.last = None;
+        Ok(())
+    }
+
     pub fn write_log(&mut self, entries: &[Entry]) -> std::io::Result<()> {
         let line = log_line(entries);
         if self.last.as_deref() == Some(line.as_str()) {

@@ -178,6 +178,7 @@ fn log_outcome(outcome: OrderOutcome) {
         OrderOutcome::Damaged { player, hp } => info!("player {player} hit: {hp} HP"),
         OrderOutcome::AlreadyDead(p) => info!("player {p} already dead"),
         OrderOutcome::NewRound(r) => info!("round {r} begins"),
+        OrderOutcome::Restored { round } => info!("board restored from a snapshot (round {round})"),
         OrderOutcome::Ignored => {}
     }
 }

@@ -71,23 +71,36 @@ pub fn command_queue() -> (CommandSender, CommandReceiver) {
     )
 }
 
+/// What travels on `raft_orders`: a committed command, or the whole board
+/// when a snapshot replaced the state (a node that was far behind).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Order {
+    Command(i64),
+    Restore(Game),
+}
+
 /// The Raft side of `raft_orders`.
 #[derive(Clone, Debug)]
-pub struct OrderSender(Sender<i64>);
+pub struct OrderSender(Sender<Order>);
 
 impl OrderSender {
     pub fn push(&self, command: i64) -> bool {
-        self.0.send(command).is_ok()
+        self.0.send(Order::Command(command)).is_ok()
+    }
+
+    /// The board is now `game` (a snapshot was installed).
+    pub fn restore(&self, game: Game) -> bool {
+        self.0.send(Order::Restore(game)).is_ok()
     }
 }
 
 /// The game side of `raft_orders`.
 #[derive(Debug)]
-pub struct OrderReceiver(Receiver<i64>);
+pub struct OrderReceiver(Receiver<Order>);
 
 impl OrderReceiver {
     /// Take one order if there is one; `Err(true)` once the node has stopped.
-    pub fn try_pop(&self) -> Result<i64, bool> {
+    pub fn try_pop(&self) -> Result<Order, bool> {
         match self.0.try_recv() {
             Ok(c) => Ok(c),
             Err(TryRecvError::Empty) => Err(false),
@@ -96,12 +109,12 @@ impl OrderReceiver {
     }
 
     /// Wait for the next order; `None` once the node has stopped.
-    pub fn pop_blocking(&self) -> Option<i64> {
+    pub fn pop_blocking(&self) -> Option<Order> {
         self.0.recv().ok()
     }
 
     /// Wait at most `timeout` for the next order.
-    pub fn pop_timeout(&self, timeout: std::time::Duration) -> Result<i64, bool> {
+    pub fn pop_timeout(&self, timeout: std::time::Duration) -> Result<Order, bool> {
         match self.0.recv_timeout(timeout) {
             Ok(c) => Ok(c),
             Err(mpsc::RecvTimeoutError::Timeout) => Err(false),
@@ -120,7 +133,7 @@ impl OrderReceiver {
     ) -> bool {
         loop {
             match self.try_pop() {
-                Ok(order) => on_outcome(game.apply_order(order)),
+                Ok(order) => on_outcome(game.apply(order)),
                 Err(stopped) => return !stopped,
             }
         }
@@ -129,7 +142,7 @@ impl OrderReceiver {
     /// Apply orders to `game` as they arrive, until the node stops.
     pub fn apply_until_stopped(&self, game: &SharedGame, mut on_outcome: impl FnMut(OrderOutcome)) {
         while let Some(order) = self.pop_blocking() {
-            on_outcome(game.apply_order(order));
+            on_outcome(game.apply(order));
         }
     }
 }
@@ -152,6 +165,23 @@ impl SharedGame {
 
     pub fn apply_order(&self, command: i64) -> OrderOutcome {
         self.lock().apply_order(command)
+    }
+
+    /// Apply one order from `raft_orders`.
+    pub fn apply(&self, order: Order) -> OrderOutcome {
+        match order {
+            Order::Command(c) => self.apply_order(c),
+            Order::Restore(game) => {
+                let round = game.round();
+                *self.lock() = game;
+                OrderOutcome::Restored { round }
+            }
+        }
+    }
+
+    /// A board that starts from `game` (a node restarting from a snapshot).
+    pub fn from_game(game: Game) -> Self {
+        SharedGame(Arc::new(Mutex::new(game)))
     }
 
     /// [`Game::check_click`] on the current state.
@@ -181,6 +211,9 @@ pub struct NodeStatus {
     pub commit_index: Option<u64>,
     pub last_applied: Option<u64>,
     pub log_length: u64,
+    /// Where the latest snapshot stands (`None`: the log is whole).
+    pub snapshot_index: Option<u64>,
+    pub snapshot_term: Option<u64>,
 }
 
 /// Latest [`NodeStatus`], published by the runtime after every change.

@@ -592,6 +592,7 @@ mod tests {
                 commit_index: Some(7),
                 last_applied: Some(7),
                 log_length: 9,
+                ..NodeStatus::default()
             },
             Some(59.6),
         );

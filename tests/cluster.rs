@@ -204,3 +204,72 @@ fn a_won_round_ends_and_the_next_one_resets_every_board() {
     assert!(err.contains("still on"), "{err}");
     call(&c.addrs[0], "click", vec![Value::Integer(4)]).unwrap();
 }
+
+/// Log compaction end to end: a follower is down (its data dir gone) while
+/// the others take thousands of clicks and compact their logs; it comes
+/// back empty and catches up by an installed snapshot, with the same board.
+#[test]
+fn a_follower_back_on_an_empty_data_dir_catches_up_by_snapshot() {
+    let dir = temp_dir("cluster-snapshot");
+    let (toml, addrs) = cluster_toml(3, false, false);
+    let toml = format!("snapshot_entries = 200\nsnapshot_chunk_bytes = 512\n{toml}");
+    let mut c = Cluster::start(&dir, &toml, addrs, &["--traces"]);
+    let leader = wait_for("a leader", Duration::from_secs(20), || {
+        let s = status(&c.addrs[0]).ok()?;
+        s.get("leader_id").and_then(int)
+    }) as usize;
+    let away = (leader + 1) % 3;
+    let here = (leader + 2) % 3;
+    call(&c.addrs[leader], "click_wait", vec![Value::Integer(1)]).unwrap();
+    c.kill(away);
+    std::fs::remove_dir_all(dir.join(format!("data{away}"))).unwrap();
+    for tag in 0..2000 {
+        let node = if tag % 2 == 0 { leader } else { here };
+        call(
+            &c.addrs[node],
+            "bench_click",
+            vec![Value::Integer(1_000_000 + tag)],
+        )
+        .unwrap();
+    }
+    call(&c.addrs[here], "click_wait", vec![Value::Integer(2)]).unwrap();
+    let field = |a: &str, k: &str| status(a).ok()?.get(k).and_then(int);
+    let commit = field(&c.addrs[leader], "commit_index").unwrap();
+    wait_for("the two nodes to compact", Duration::from_secs(20), || {
+        [leader, here]
+            .iter()
+            .all(|i| field(&c.addrs[*i], "snapshot_index").is_some_and(|s| s > 1000))
+            .then_some(())
+    });
+    c.start_node(away);
+    wait_for(
+        "the empty node to catch up",
+        Duration::from_secs(30),
+        || (field(&c.addrs[away], "last_applied")? >= commit).then_some(()),
+    );
+    let s = status(&c.addrs[away]).unwrap();
+    let snap = s
+        .get("snapshot_index")
+        .and_then(int)
+        .expect("it installed a snapshot");
+    assert!(snap > 1000, "snapshot at {snap}");
+    let len = s.get("log_length").and_then(int).unwrap();
+    assert!(len < 1000, "it holds {len} entries, not the whole history");
+    wait_for("the same board everywhere", Duration::from_secs(10), || {
+        c.addrs
+            .iter()
+            .all(|a| hp(a) == [70, 70, 100, 100])
+            .then_some(())
+    });
+    // Its log file says where its log now starts.
+    let name = if away == 0 {
+        "raftian".to_owned()
+    } else {
+        format!("bob{away}")
+    };
+    let files = std::fs::read_dir(dir.join("logs").join(&name)).unwrap();
+    let said = files
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .any(|text| text.lines().any(|l| l.starts_with("snapshot = {")));
+    assert!(said, "{name}'s log file has no `snapshot = ` line");
+}

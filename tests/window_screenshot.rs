@@ -417,6 +417,7 @@ fn window_under_xvfb() {
         commit_index: Some(12),
         last_applied: Some(12),
         log_length: 13,
+        ..NodeStatus::default()
     });
     let footer0 = {
         // Only the first footer line is compared (the second has the fps).

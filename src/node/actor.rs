@@ -14,13 +14,16 @@ use dxr::Fault;
 use log::{error, info};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use super::board;
 use super::peers::Peers;
 use super::trace::Trace;
+use crate::config::ClusterConfig;
+use crate::game::Game;
 use crate::logfile::LogFile;
 use crate::queues::{CommandReceiver, NodeStatus, OrderSender, StatusBoard};
 use crate::raft::{
     Answer, Command, Committed, Entry, Msg, NodeId, PeerKind, PersistBatch, Raft, Reply, Rpc,
-    RpcFailure,
+    RpcFailure, Snapshot,
 };
 use crate::storage::Storage;
 use crate::wire::{FAULT_BAD_ARGS, FAULT_UNAVAILABLE};
@@ -72,6 +75,9 @@ pub struct ActorParts {
     pub name: String,
     pub log_file: Option<Arc<Mutex<LogFile>>>,
     pub trace: Option<Arc<Trace>>,
+    /// The board as of the last applied entry (what snapshots record).
+    pub state: Game,
+    pub cluster: ClusterConfig,
 }
 
 /// The node's event loop; it alone owns the core.
@@ -89,6 +95,8 @@ pub struct Actor {
     log_version: watch::Sender<u64>,
     log_file: Option<Arc<Mutex<LogFile>>>,
     trace: Option<Arc<Trace>>,
+    state: Game,
+    cluster: ClusterConfig,
     /// `click_wait` callers, by the seq their click got in our session.
     click_waiters: HashMap<u64, oneshot::Sender<()>>,
 }
@@ -144,6 +152,8 @@ impl Actor {
             name,
             log_file,
             trace,
+            state,
+            cluster,
         } = parts;
         Actor {
             raft,
@@ -159,6 +169,8 @@ impl Actor {
             log_version,
             log_file,
             trace,
+            state,
+            cluster,
             click_waiters: HashMap::new(),
         }
     }
@@ -221,6 +233,14 @@ impl Actor {
         for m in ready.messages {
             self.peers.send(m);
         }
+        if let Some(s) = &ready.persist.snapshot {
+            self.note_snapshot(&s.data);
+        }
+        if let Some(s) = &ready.restore
+            && !self.restore(s)
+        {
+            return false;
+        }
         self.deliver_orders(ready.committed);
         if let Some(t) = &self.trace {
             // Once a turn, so that tests can read what was applied while
@@ -228,6 +248,12 @@ impl Actor {
             t.flush();
         }
         self.raft.advance();
+        if let Some(index) = ready.snapshot_due {
+            // The board is now exactly as of `index`: nothing was applied
+            // since the core asked.
+            let app = board::app_state(&self.state, &self.cluster);
+            self.raft.step(self.now(), Msg::Snapshot { index, app });
+        }
         self.log_version.send_if_modified(|v| {
             let changed = *v != self.raft.log_version();
             *v = self.raft.log_version();
@@ -235,6 +261,36 @@ impl Actor {
         });
         self.publish_status();
         true
+    }
+
+    /// A snapshot from the leader replaced the state: the board follows.
+    fn restore(&mut self, s: &Snapshot) -> bool {
+        match board::game_from_snapshot(&s.data) {
+            Ok(game) => {
+                self.state = game.clone();
+                self.orders.restore(game);
+                true
+            }
+            Err(e) => {
+                // Raft took it (its part was sound); a board we cannot read
+                // would leave this node's game different from the others'.
+                error!(
+                    "{}: the leader's snapshot has no readable board: {e}",
+                    self.name
+                );
+                false
+            }
+        }
+    }
+
+    /// The log file says so when the log was compacted.
+    fn note_snapshot(&self, document: &[u8]) {
+        if let Some(f) = &self.log_file {
+            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = f.write_snapshot(document) {
+                error!("{}: cannot write the log file: {e}", self.name);
+            }
+        }
     }
 
     /// Drain `pygame_commands` into the core.
@@ -317,6 +373,7 @@ impl Actor {
                 if let Some(t) = &self.trace {
                     t.applied(i64::from(c));
                 }
+                self.state.apply_order(i64::from(c));
                 self.orders.push(i64::from(c));
             }
             // click_wait answers once its order is on raft_orders.
@@ -340,6 +397,8 @@ impl Actor {
             commit_index: r.commit_index(),
             last_applied: r.last_applied(),
             log_length: r.entries().len() as u64,
+            snapshot_index: r.log().snapshot().map(|s| s.index),
+            snapshot_term: r.log().snapshot().map(|s| s.term),
         };
         self.status.publish(s);
     }

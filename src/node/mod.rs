@@ -3,6 +3,7 @@
 //! so that the game (window or headless) keeps the main thread.
 
 mod actor;
+mod board;
 mod peers;
 mod server;
 mod trace;
@@ -20,9 +21,10 @@ use self::actor::Event;
 pub use self::server::{MAX_BODY, NODE_HEADER};
 use self::trace::Trace;
 use crate::config::{ClusterConfig, NodeEntry};
+use crate::game::Game;
 use crate::logfile::LogFile;
 use crate::queues::{GameLink, SharedGame, StatusBoard, command_queue, order_queue};
-use crate::raft::{Entry, HardState, NodeId, PersistBatch, Raft};
+use crate::raft::{Entry, HardState, NodeId, PersistBatch, Raft, Snapshot};
 use crate::storage::{FileStorage, MemStorage, Storage, meta};
 
 /// How to run one node.
@@ -135,7 +137,16 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
     let mut storage = open_storage(&opts)?;
     let incarnation = start_incarnation(&opts, previous)?;
     let (hard_state, log) = load_state(storage.as_mut(), &me)?;
-    let (raft, origin) = new_core(&opts, hard_state, log, incarnation)?;
+    let snapshot = storage
+        .load_snapshot()
+        .map_err(|e| format!("{}: {e}", me.name))?;
+    let game = match &snapshot {
+        Some(s) => {
+            board::game_from_snapshot(&s.data).map_err(|e| format!("{}: snapshot: {e}", me.name))?
+        }
+        None => Game::new(),
+    };
+    let (raft, origin) = new_core(&opts, hard_state, (snapshot, log), incarnation)?;
     let log_file = create_log_file(&opts, &me.name, &raft)?;
     let log_path = log_file.as_ref().map(|f| lock_log(f).path().to_owned());
     let trace = create_trace(&opts)?;
@@ -145,7 +156,7 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
     let link = GameLink {
         commands,
         orders,
-        game: SharedGame::new(),
+        game: SharedGame::from_game(game.clone()),
         status: StatusBoard::default(),
     };
     let stop = Arc::new(Notify::new());
@@ -163,6 +174,8 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
         name: me.name.clone(),
         log_file,
         trace,
+        state: game,
+        cluster: opts.cluster.clone(),
     };
     let runtime = RuntimeParts {
         listener,
@@ -310,6 +323,7 @@ fn seed_initial_log(storage: &mut dyn Storage, me: &NodeEntry) -> Result<Vec<Ent
             hard_state: None,
             truncate_from: None,
             append: log.clone(),
+            snapshot: None,
         })
         .map_err(|e| format!("{}: {e}", me.name))?;
     Ok(log)
@@ -319,14 +333,14 @@ fn seed_initial_log(storage: &mut dyn Storage, me: &NodeEntry) -> Result<Vec<Ent
 fn new_core(
     opts: &NodeOptions,
     hard_state: HardState,
-    log: Vec<Entry>,
+    (snapshot, log): (Option<Snapshot>, Vec<Entry>),
     incarnation: u64,
 ) -> Result<(Raft, Instant), String> {
     let mut rcfg = opts.cluster.raft_config(opts.id);
     rcfg.seed ^= rand::random::<u64>();
     rcfg.incarnation = incarnation;
     let origin = Instant::now();
-    let raft = Raft::new(rcfg, hard_state, log, Duration::ZERO)?;
+    let raft = Raft::restart(rcfg, hard_state, snapshot, log, Duration::ZERO)?;
     Ok((raft, origin))
 }
 

@@ -39,6 +39,7 @@ enum Method {
     Vote,
     PreVote,
     IsLogEmpty,
+    InstallSnapshot,
     Status,
     Click,
     ClickWait,
@@ -134,6 +135,8 @@ impl RpcHandler {
         m.insert("orders".into(), Value::Array(orders.to_vec()));
         let round = game.round().min(i32::MAX as u64) as i32;
         m.insert("round".into(), Value::Integer(round));
+        m.insert("snapshot_index".into(), opt(s.snapshot_index));
+        m.insert("snapshot_term".into(), opt(s.snapshot_term));
         Value::Struct(m)
     }
 }
@@ -166,6 +169,13 @@ impl Handler for RpcHandler {
                 };
                 match self.call(&headers, rpc).await? {
                     Reply::Vote(r) => wire::vote_reply_value(&r).map_err(to_fault),
+                    other => Err(wrong_answer(other)),
+                }
+            }
+            Method::InstallSnapshot => {
+                let req = wire::install_from_params(params)?;
+                match self.call(&headers, Rpc::InstallSnapshot(req)).await? {
+                    Reply::Snapshot(term) => wire::int(term, "term").map_err(to_fault),
                     other => Err(wrong_answer(other)),
                 }
             }
@@ -253,6 +263,7 @@ pub fn router(parts: ServerParts) -> Router {
         ("request_vote_rpc", Method::Vote),
         ("pre_vote_rpc", Method::PreVote),
         ("is_log_empty", Method::IsLogEmpty),
+        ("install_snapshot_rpc", Method::InstallSnapshot),
         ("status", Method::Status),
         ("click", Method::Click),
         ("click_wait", Method::ClickWait),
