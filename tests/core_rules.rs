@@ -517,3 +517,47 @@ fn a_timed_out_forward_to_an_original_leader_is_not_resent() {
     );
     assert_eq!(f.service_actions(ms(600)).len(), 1);
 }
+
+/// A follower that restarted knows its log but not where it matches the
+/// leader, so a nil-entries heartbeat could not tell it the commit index:
+/// it refuses the heartbeat, the leader probes, and it catches up.
+#[test]
+fn a_restarted_follower_learns_the_commit_index_from_its_leader() {
+    let mut leader = static_node(0, leader_log());
+    let mut bobs: Vec<Node> = (1..5).map(|i| static_node(i, leader_log())).collect();
+    for b in 1..5 {
+        leader.note_peer_kind(b, true);
+    }
+    leader.propose([Command::Int(2)]);
+    let out = leader.service_actions(ms(5));
+    pump(&mut leader, &mut bobs, out, ms(6));
+    let commit = leader.commit_index();
+    assert_eq!(commit, Some(8));
+    // Bob 1 restarts from its log, with nothing committed yet.
+    let log = bobs[0].entries().to_vec();
+    let mut c = RaftConfig::new(1, vec![0, 2, 3, 4]);
+    c.static_leader = Some(0);
+    bobs[0] = Node::new(
+        Raft::new(
+            c,
+            HardState {
+                term: 1,
+                voted_for: None,
+            },
+            log,
+            ms(7),
+        )
+        .unwrap(),
+    );
+    assert_eq!(bobs[0].commit_index(), None);
+    let out = leader.service_actions(ms(100));
+    pump(&mut leader, &mut bobs, out, ms(101));
+    let out = leader.service_actions(ms(200));
+    pump(&mut leader, &mut bobs, out, ms(201));
+    assert_eq!(
+        bobs[0].commit_index(),
+        commit,
+        "it caught up with the commit index"
+    );
+    assert_eq!(bobs[0].last_applied(), commit);
+}

@@ -74,7 +74,7 @@ async fn ready_cluster(
     }
     let (leader, st) = cl
         .wait_settled(
-            st.log_length + WARMUP_CLICKS as u64,
+            st.total_len() + WARMUP_CLICKS as u64,
             Duration::from_secs(20),
         )
         .await?;
@@ -107,7 +107,7 @@ async fn measure(
     let bench_cpu = me0.percent_since(&me, tck)[0].unwrap_or(0.0) / 100.0;
     let other_cpu = (machine_cores(sys0, cores()) - node_cpu - bench_cpu).max(0.0);
     let mut note = String::new();
-    if let Err(e) = cl.wait_settled(base.log_length + n as u64, settle).await {
+    if let Err(e) = cl.wait_settled(base.total_len() + n as u64, settle).await {
         note = e;
     }
     let hwm: Vec<Option<u64>> = pids

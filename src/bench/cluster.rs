@@ -121,6 +121,19 @@ impl Cluster {
         trace: Option<PathBuf>,
         tick_ms: Option<u64>,
     ) -> Result<Self, String> {
+        Self::start_with(exe, dir, mode, storage, trace, tick_ms, "")
+    }
+
+    /// [`Cluster::start`] with more top-level cluster-file lines.
+    pub(super) fn start_with(
+        exe: &Launch,
+        dir: PathBuf,
+        mode: LeaderMode,
+        storage: StorageKind,
+        trace: Option<PathBuf>,
+        tick_ms: Option<u64>,
+        extra_toml: &str,
+    ) -> Result<Self, String> {
         for d in std::iter::once(&dir).chain(&trace) {
             std::fs::create_dir_all(d)
                 .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
@@ -133,6 +146,7 @@ impl Cluster {
         if let Some(t) = tick_ms {
             let _ = writeln!(toml, "tick_ms = {t}");
         }
+        toml.push_str(extra_toml);
         for (i, p) in ports.iter().enumerate() {
             let _ = write!(
                 toml,
@@ -356,10 +370,10 @@ fn settled(
     let [&(l, ls)] = leaders[..] else {
         return Err(format!("{} nodes say they lead", leaders.len()));
     };
-    if ls.log_length < min_len {
+    if ls.total_len() < min_len {
         return Err(format!(
             "leader n{l} has {} entries, waiting for {min_len}",
-            ls.log_length
+            ls.total_len()
         ));
     }
     if ls.commit_index != ls.last_index() {
@@ -395,6 +409,8 @@ pub(super) struct Status {
     pub(super) commit_index: Option<u64>,
     last_applied: Option<u64>,
     pub(super) log_length: u64,
+    /// Where the node's snapshot stands: its log holds what follows.
+    pub(super) snapshot_index: Option<u64>,
 }
 
 impl Status {
@@ -402,9 +418,19 @@ impl Status {
         self.mode == "LEADER"
     }
 
-    /// Index of the last entry (the benchmark's logs start at index 0).
+    /// Entries ever in the log: compacted and held (the benchmark's logs
+    /// start at index 0).
+    pub(super) fn total_len(&self) -> u64 {
+        self.snapshot_index.map_or(0, |s| s + 1) + self.log_length
+    }
+
+    /// Index of the last entry, held or compacted.
     pub(super) fn last_index(&self) -> Option<u64> {
-        self.log_length.checked_sub(1)
+        self.total_len().checked_sub(1)
+    }
+
+    pub(super) fn last_applied_index(&self) -> Option<u64> {
+        self.last_applied
     }
 }
 
@@ -446,5 +472,6 @@ async fn fetch_status(
         commit_index: num("commit_index")?,
         last_applied: num("last_applied")?,
         log_length: num("log_length")?.unwrap_or(0),
+        snapshot_index: num("snapshot_index")?,
     })
 }

@@ -33,6 +33,7 @@ mod clicks;
 mod cluster;
 pub mod dots;
 mod election;
+mod game;
 mod load;
 mod stats;
 mod sysinfo;
@@ -62,6 +63,30 @@ pub enum BenchWhat {
     Election(ElectionArgs),
     /// CPU cost of the XML-RPC encoding, in process: where a click's CPU goes.
     Wire(WireArgs),
+    /// A long game: bounded disk, memory and restart time (snapshots).
+    Game(GameArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct GameArgs {
+    /// Clicks in the whole game.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub clicks: usize,
+    /// A follower is restarted (and timed) after this many clicks, and
+    /// again at the end.
+    #[arg(long, default_value_t = 10_000)]
+    pub checkpoint: usize,
+    /// Offered clicks per second.
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u32,
+    /// Pipelined connections per node of the click generator.
+    #[arg(long, default_value_t = 2)]
+    pub conns: usize,
+    /// `snapshot_entries` of the cluster file.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_entries: u64,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -232,6 +257,17 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             let root = TempRoot::new(&a.common)?;
             let exe = node_exe(&a.common)?;
             (&a.common, rt.block_on(election::election(a, &exe, &root))?)
+        }
+        BenchWhat::Game(a) => {
+            if a.clicks == 0 || a.rate == 0 || a.conns == 0 {
+                return Err("--clicks, --rate and --conns must be at least 1".into());
+            }
+            if a.clicks > (i32::MAX - RUN_TAG) as usize {
+                return Err("--clicks: too many for the click tags".into());
+            }
+            let root = TempRoot::new(&a.common)?;
+            let exe = node_exe(&a.common)?;
+            (&a.common, rt.block_on(game::game(a, &exe, &root))?)
         }
         BenchWhat::Wire(_) => unreachable!("handled above"),
     };

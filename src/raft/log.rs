@@ -255,6 +255,11 @@ impl RaftLog {
         }
         let drop = (meta.index + 1).saturating_sub(self.first) as usize;
         let drop = drop.min(self.entries.len());
+        if drop > self.unsaved || self.truncated.is_some_and(|t| t <= meta.index) {
+            // Storage holds nothing past the snapshot (or is to cut below
+            // it): it drops all it has, and takes what follows from scratch.
+            self.truncated = Some(0);
+        }
         self.entries.drain(..drop);
         self.unsaved = self.unsaved.saturating_sub(drop);
         self.first = meta.index + 1;
@@ -518,5 +523,49 @@ mod tests {
         let u = l.take_unsaved();
         assert_eq!(u.truncate_from, None);
         assert_eq!(u.append, vec![e(1, 1, 1), e(2, 2, 3)]);
+    }
+
+    /// Found in review: entries storage never got, covered by a snapshot
+    /// installed in the same turn, left a gap storage refused.
+    #[test]
+    fn a_snapshot_over_unsaved_entries_resets_storage() {
+        let mut l = log((0..90).map(|i| e(1, i, 9)).collect());
+        let batch: Vec<Entry> = (89..=110).map(|i| e(1, i, 9)).collect();
+        assert_eq!(l.maybe_append(&batch, false, false, Some(50)), Ok(true));
+        l.restore(SnapshotMeta {
+            index: 100,
+            term: 1,
+        });
+        let u = l.take_unsaved();
+        assert_eq!(
+            u.truncate_from,
+            Some(0),
+            "storage drops what the snapshot covers"
+        );
+        assert_eq!(u.append.first().map(|e| e.index), Some(101));
+        assert_eq!(u.append.len(), 10);
+        assert_eq!(l.last_index(), Some(110));
+    }
+
+    #[test]
+    fn compaction_keeps_indexing_and_the_anchor_term() {
+        let mut l = log((0..10).map(|i| e(1, i, 9)).collect());
+        l.compact_to(SnapshotMeta { index: 6, term: 1 });
+        assert_eq!(
+            (l.first_index(), l.last_index(), l.len()),
+            (Some(7), Some(9), 3)
+        );
+        assert_eq!(
+            l.term_at(6),
+            Some(1),
+            "the snapshot's last entry still anchors"
+        );
+        assert_eq!(l.term_at(5), None);
+        assert!(l.slice(0, 6).is_empty());
+        // A batch reaching back into the snapshot only adds what is new.
+        let batch: Vec<Entry> = (4..=11).map(|i| e(1, i, 9)).collect();
+        assert_eq!(l.maybe_append(&batch, false, false, Some(6)), Ok(true));
+        assert_eq!(l.last_index(), Some(11));
+        assert!(l.take_unsaved().append.iter().all(|e| e.index > 9));
     }
 }

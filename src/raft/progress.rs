@@ -205,6 +205,11 @@ impl Progress {
         }
     }
 
+    /// Walk from `next` again, checking the match before streaming.
+    pub fn become_probe(&mut self) {
+        self.state = ProgressState::Probe;
+    }
+
     /// A whole-log batch was refused: ask again before the next one.
     pub fn forget_nonempty(&mut self) {
         self.known_nonempty = false;

@@ -35,7 +35,8 @@ pub const LIVENESS: u64 = 10_000 * MS;
 pub enum Peers {
     Rust,
     Legacy,
-    /// Each node marks each peer Rust or not at random (fixed per run).
+    /// Each node is taken for a Rust node or not at random, by every peer
+    /// (fixed per run).
     Mixed,
 }
 
@@ -372,17 +373,17 @@ impl Cluster {
         if opts.check_quorum.is_none() {
             opts.check_quorum = Some(rng.chance(0.8));
         }
-        let rust_peer: Vec<Vec<bool>> = (0..n)
-            .map(|_| {
-                (0..n)
-                    .map(|_| match opts.peers {
-                        Peers::Rust => true,
-                        Peers::Legacy => false,
-                        Peers::Mixed => rng.chance(0.5),
-                    })
-                    .collect()
+        // Which nodes speak the original dialect is a fact about them, the
+        // same for every peer that talks to them (compaction relies on it:
+        // a node compacts once it knows every peer for a Rust node).
+        let is_rust: Vec<bool> = (0..n)
+            .map(|_| match opts.peers {
+                Peers::Rust => true,
+                Peers::Legacy => false,
+                Peers::Mixed => rng.chance(0.5),
             })
             .collect();
+        let rust_peer: Vec<Vec<bool>> = (0..n).map(|_| is_rust.clone()).collect();
         if opts.snapshot_entries.is_none() {
             opts.snapshot_entries = Some(if rng.chance(0.4) {
                 rng.range(10, 61)
@@ -461,7 +462,14 @@ impl Cluster {
         }
         cfg.seed = self.rng.next_u64();
         cfg.incarnation = self.nodes[i].inc + 1;
-        cfg.snapshot_entries = self.opts.snapshot_entries.expect("set in new");
+        // A node the others take for an original Python node never
+        // compacts, as the original does not.
+        let original = (0..self.opts.n).any(|j| j != i && !self.rust_peer[j][i]);
+        cfg.snapshot_entries = if original {
+            0
+        } else {
+            self.opts.snapshot_entries.expect("set in new")
+        };
         cfg.snapshot_chunk = 16 + self.rng.below(4096) as usize;
         // A fresh clock origin for this incarnation, 0-100 s before boot.
         self.nodes[i].clock_base = self.rng.below(100_000 * MS) as i64 - self.now as i64;
@@ -471,9 +479,12 @@ impl Cluster {
         let mut raft = Raft::restart(cfg, disk.hs, snapshot, disk.log.clone(), now)
             .unwrap_or_else(|e| violation(self.now, format!("node {i} cannot restart: {e}")));
         for p in peers {
-            if self.rust_peer[i][p as usize] {
-                raft.step(now, Msg::PeerKind(p, PeerKind::Rust));
-            }
+            let kind = if self.rust_peer[i][p as usize] {
+                PeerKind::Rust
+            } else {
+                PeerKind::Original
+            };
+            raft.step(now, Msg::PeerKind(p, kind));
         }
         if raft.term() < self.nodes[i].max_term {
             violation(

@@ -94,6 +94,11 @@ impl Raft {
             debug!("node {} rejects append: {why}", self.cfg.id);
             return reject(self);
         }
+        if self.must_learn_match(entries, req.commit_index, sender) {
+            // A Rust leader's heartbeat carries no anchor: say we do not
+            // know where we match it (we restarted), so it sends one.
+            return reject(self);
+        }
         self.follow_commit(req.commit_index);
         self.apply();
         AppendReply {
@@ -134,6 +139,17 @@ impl Raft {
             .maybe_append(entries, all_log, blind, self.commit_index)?;
         self.follower_state().leader_match = Some(last);
         Ok(())
+    }
+
+    fn must_learn_match(
+        &mut self,
+        entries: &[Entry],
+        commit: Option<u64>,
+        sender: Option<NodeId>,
+    ) -> bool {
+        let unknown = self.follower_state().leader_match.is_none();
+        let behind = commit > self.commit_index;
+        entries.is_empty() && sender.is_some() && unknown && behind
     }
 
     /// Commit what the leader committed, but never past what we know we

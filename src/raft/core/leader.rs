@@ -99,6 +99,14 @@ impl Raft {
             }
             return;
         };
+        if let Some(s) = snap
+            && kind == PeerKind::Original
+            && pr.next() <= s.index + 1
+        {
+            // An original node cannot install a snapshot, and would append
+            // the compacted anchor blindly: it cannot be served from here.
+            return self.cannot_serve_original(to, s.index);
+        }
         if snap.is_some_and(|s| pr.next() <= s.index) {
             // It needs entries we compacted (we never compact beside an
             // original node, which could not install the snapshot).
@@ -239,7 +247,14 @@ impl Raft {
             return;
         }
         match result {
-            Ok(Reply::Append(_)) if sent.heartbeat_only => pr.mark_active(),
+            Ok(Reply::Append(r)) if sent.heartbeat_only => {
+                pr.mark_active();
+                if !r.success {
+                    // It does not know where it matches us (it restarted):
+                    // a probe batch tells it, and its commit index follows.
+                    pr.become_probe();
+                }
+            }
             Ok(Reply::Append(r)) => {
                 pr.mark_active();
                 if r.success {
@@ -306,6 +321,15 @@ impl Raft {
 
     /// Commit the highest index a majority holds, if it is of this term
     /// (Raft 5.4.2: never by counting replicas of older terms).
+    fn cannot_serve_original(&mut self, to: NodeId, snap: u64) {
+        if self.warned_original.insert(to) {
+            warn!(
+                "node {}: original Python node {to} needs entries up to {snap}, which this node compacted: it cannot catch up from here",
+                self.cfg.id
+            );
+        }
+    }
+
     pub(super) fn maybe_commit(&mut self) {
         let Role::Leader(l) = &self.role else { return };
         let mut matched: Vec<Option<u64>> = l.progress.values().map(Progress::matched).collect();

@@ -140,6 +140,10 @@ pub struct Raft {
     install: Option<snapshot::Install>,
     /// Said once that the log is kept whole for an original node.
     whole_log_noted: bool,
+    /// Original nodes said once not to be servable after compaction.
+    warned_original: std::collections::BTreeSet<NodeId>,
+    /// When to ask again a peer whose kind is not known yet.
+    hello_at: BTreeMap<NodeId, Duration>,
     election_deadline: Duration,
     last_leader_contact: Option<Duration>,
     requests: Requests,
@@ -208,6 +212,8 @@ impl Raft {
             snapshot_asked: None,
             install: None,
             whole_log_noted: false,
+            warned_original: Default::default(),
+            hello_at: BTreeMap::new(),
             election_deadline: Duration::ZERO,
             last_leader_contact: None,
             requests: Requests::new(),
@@ -320,7 +326,9 @@ impl Raft {
             Role::Leader(l) => self.leader_deadline(l),
             _ => self.follower_deadline(),
         };
-        d.min(role).min(self.resend_deadline())
+        d.min(role)
+            .min(self.resend_deadline())
+            .min(self.hello_deadline())
     }
 
     // ----- input -----
@@ -418,6 +426,8 @@ impl Raft {
                 done,
                 ..
             } => self.on_snapshot_reply(seq, to, term, (meta, end, done), result, now),
+            // The runtime reported the peer's kind with the reply.
+            Pending::Hello { .. } => {}
         }
     }
 
@@ -486,7 +496,7 @@ impl Raft {
             self.forward(now);
         }
         self.apply();
-        self.maybe_ask_snapshot();
+        self.maybe_ask_snapshot(now);
     }
 
     /// Requests with no answer after `request_timeout` count as timed out

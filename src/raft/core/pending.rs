@@ -41,6 +41,11 @@ pub(super) enum Pending {
         batch: Vec<Proposal>,
         sent_at: Duration,
     },
+    /// `is_log_empty()` to a peer whose kind we do not know: its answer
+    /// (with or without our header) tells.
+    Hello {
+        sent_at: Duration,
+    },
     /// A chunk of a snapshot, ending at byte `end`.
     Snapshot {
         to: NodeId,
@@ -59,7 +64,8 @@ impl Pending {
             | Pending::Probe { sent_at, .. }
             | Pending::Vote { sent_at, .. }
             | Pending::Forward { sent_at, .. }
-            | Pending::Snapshot { sent_at, .. } => *sent_at,
+            | Pending::Snapshot { sent_at, .. }
+            | Pending::Hello { sent_at } => *sent_at,
         }
     }
 

@@ -35,7 +35,7 @@ pub(super) struct Install {
 
 impl Raft {
     /// After applying: ask for a snapshot once enough entries were applied.
-    pub(super) fn maybe_ask_snapshot(&mut self) {
+    pub(super) fn maybe_ask_snapshot(&mut self, now: Duration) {
         let every = self.cfg.snapshot_entries;
         let Some(applied) = self.last_applied else {
             return;
@@ -47,7 +47,7 @@ impl Raft {
             Some(s) => s.index + 1,
             None => self.log.first_index().unwrap_or(0),
         };
-        if (applied + 1).saturating_sub(base) < every || !self.can_compact() {
+        if (applied + 1).saturating_sub(base) < every || !self.can_compact(now) {
             return;
         }
         self.snapshot_asked = Some(applied);
@@ -55,8 +55,16 @@ impl Raft {
     }
 
     /// An original Python node cannot install a snapshot (and starts empty
-    /// after a restart), so whoever may send it entries keeps them all.
-    fn can_compact(&mut self) -> bool {
+    /// after a restart): a leader that sees one keeps its whole log, and so
+    /// does any node that knows of one (it may come to lead). A node asks
+    /// the peers it never heard from, to find out; a peer that stays silent
+    /// (down) does not hold compaction up, and should it turn out to be an
+    /// original node behind a compacted leader, the leader says it cannot
+    /// serve it rather than send what it cannot take.
+    fn can_compact(&mut self, now: Duration) -> bool {
+        if self.peer_kinds.len() < self.cfg.peers.len() {
+            self.greet_unknown_peers(now);
+        }
         let leader = matches!(&self.role, Role::Leader(l)
             if l.progress.values().any(|p| p.kind() == PeerKind::Original));
         let known = self.peer_kinds.values().any(|k| *k == PeerKind::Original);
@@ -71,6 +79,35 @@ impl Raft {
             );
         }
         false
+    }
+
+    /// Ask the peers whose kind we do not know (a follower hears from few
+    /// of them), once a snapshot is due: `is_log_empty()` reads nothing and
+    /// changes nothing, and the answer shows the kind.
+    fn greet_unknown_peers(&mut self, now: Duration) {
+        let every = self.cfg.request_timeout;
+        for p in self.cfg.peers.clone() {
+            let due = self.hello_at.get(&p).is_none_or(|t| now >= *t);
+            if !self.peer_kinds.contains_key(&p) && due {
+                self.hello_at.insert(p, now + every);
+                self.send(p, Rpc::IsLogEmpty, Pending::Hello { sent_at: now });
+            }
+        }
+    }
+
+    pub(super) fn hello_deadline(&self) -> Duration {
+        if self.hello_at.is_empty() {
+            return Duration::MAX; // no snapshot was due yet
+        }
+        let unknown = self
+            .cfg
+            .peers
+            .iter()
+            .filter(|p| !self.peer_kinds.contains_key(p));
+        unknown
+            .map(|p| self.hello_at.get(p).copied().unwrap_or(Duration::ZERO))
+            .min()
+            .unwrap_or(Duration::MAX)
     }
 
     /// The runtime's part of the snapshot asked for at `index`.
