@@ -5,7 +5,7 @@
 # usage: scripts/start_cluster.sh [--config FILE] [--headless] [--ephemeral]
 #            [--log-dir D] [--data-root D] [--bin PATH] [--run-dir D] [--timeout S]
 #   --config FILE  cluster file (default scripts/cluster.toml: the paper's static
-#                  leader; drop its `leader` line for elections)
+#                  leader; drop its `leader` and `log` lines for elections)
 #   --headless     no windows (without a display nodes fall back to headless anyway)
 #   --ephemeral    Raft state in memory only (the original's behaviour)
 #   --log-dir D    log files go to D/<name>/ (default logs)

@@ -306,13 +306,8 @@ impl FileStorage {
             .sum();
         let added: u64 = batch.append.iter().map(|e| entry_len(e) as u64).sum();
         self.live_bytes = self.live_bytes - dropped + added;
-        self.state.apply(
-            batch.hard_state,
-            batch.truncate_from,
-            batch.append.iter().cloned(),
-        );
-        if let Some(snap) = &batch.snapshot {
-            self.state.compact_after(snap.meta);
+        self.state.apply_batch(batch);
+        if batch.snapshot.is_some() {
             let entries = self.state.entries.iter().map(|e| entry_len(e) as u64);
             self.live_bytes = SNAPSHOT_BASE + entries.sum::<u64>();
         }

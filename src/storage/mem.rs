@@ -81,6 +81,19 @@ impl LiveState {
         self.snapshot = Some(meta);
     }
 
+    /// Apply a whole batch that passed [`LiveState::check`]: hard state,
+    /// truncation and appends, then the snapshot's compaction.
+    pub(super) fn apply_batch(&mut self, batch: &PersistBatch) {
+        self.apply(
+            batch.hard_state,
+            batch.truncate_from,
+            batch.append.iter().cloned(),
+        );
+        if let Some(snap) = &batch.snapshot {
+            self.compact_after(snap.meta);
+        }
+    }
+
     /// Apply a batch that passed [`LiveState::check`].
     pub(super) fn apply<I>(
         &mut self,
@@ -146,13 +159,8 @@ impl Storage for MemStorage {
         self.state
             .check(batch.truncate_from, &batch.append)
             .map_err(StorageError::InvalidBatch)?;
-        self.state.apply(
-            batch.hard_state,
-            batch.truncate_from,
-            batch.append.iter().cloned(),
-        );
+        self.state.apply_batch(batch);
         if let Some(snap) = &batch.snapshot {
-            self.state.compact_after(snap.meta);
             self.snapshot = Some(snap.clone());
         }
         Ok(())

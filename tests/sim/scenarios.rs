@@ -1029,17 +1029,22 @@ fn snapshot_all_crash(seed: u64, peers: Peers) -> Cluster {
             let x = c.fresh();
             c.one(x, n, true);
         }
-        for i in 0..n {
-            c.crash(i);
-        }
-        for i in 0..n {
-            c.restart(i);
-            c.connect(i);
-        }
+        crash_all_and_restart(&mut c, n);
         let x = c.fresh();
         c.one(x, n, true);
     }
     c
+}
+
+/// Every node crashes at the same moment and restarts from its disk.
+fn crash_all_and_restart(c: &mut Cluster, n: usize) {
+    for i in 0..n {
+        c.crash(i);
+    }
+    for i in 0..n {
+        c.restart(i);
+        c.connect(i);
+    }
 }
 
 /// A node that restarts right after a snapshot starts from it (MIT's
@@ -1053,23 +1058,11 @@ fn snapshot_init(seed: u64, peers: Peers) -> Cluster {
         let x = c.fresh();
         c.one(x, n, true);
     }
-    for i in 0..n {
-        c.crash(i);
-    }
-    for i in 0..n {
-        c.restart(i);
-        c.connect(i);
-    }
+    crash_all_and_restart(&mut c, n);
     // A command after the restart, then again, with nothing in between.
     let x = c.fresh();
     c.one(x, n, true);
-    for i in 0..n {
-        c.crash(i);
-    }
-    for i in 0..n {
-        c.restart(i);
-        c.connect(i);
-    }
+    crash_all_and_restart(&mut c, n);
     let x = c.fresh();
     c.one(x, n, true);
     c
