@@ -72,13 +72,6 @@ fn client_ids(req: &mut AppendEntries, headers: &HeaderMap) -> Result<(), Fault>
     wire::apply_clients_header(entries, h).map_err(bad_args)
 }
 
-fn wrong_answer(reply: Reply) -> Fault {
-    Fault::new(
-        FAULT_UNAVAILABLE,
-        format!("internal error: the core answered {reply:?}"),
-    )
-}
-
 fn sender_id(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(NODE_HEADER)
@@ -144,103 +137,106 @@ impl RpcHandler {
 #[async_trait]
 impl Handler for RpcHandler {
     async fn handle(&self, params: &[Value], headers: HeaderMap) -> HandlerResult {
-        let to_fault = |e: String| Fault::new(FAULT_BAD_ARGS, e);
         match self.method {
             Method::Append => {
                 let mut req = wire::append_from_params(params)?;
                 client_ids(&mut req, &headers)?;
-                match self.call(&headers, Rpc::AppendEntries(req)).await? {
-                    Reply::Append(r) => wire::append_reply_value(&r).map_err(to_fault),
-                    other => Err(wrong_answer(other)),
-                }
+                self.raft_call(&headers, Rpc::AppendEntries(req)).await
             }
-            Method::Vote | Method::PreVote => {
-                let pre = matches!(self.method, Method::PreVote);
-                let name = if pre {
-                    "pre_vote_rpc"
-                } else {
-                    "request_vote_rpc"
-                };
-                let req = wire::vote_from_params(params, name)?;
-                let rpc = if pre {
-                    Rpc::PreVote(req)
-                } else {
-                    Rpc::RequestVote(req)
-                };
-                match self.call(&headers, rpc).await? {
-                    Reply::Vote(r) => wire::vote_reply_value(&r).map_err(to_fault),
-                    other => Err(wrong_answer(other)),
-                }
+            Method::Vote => {
+                let req = wire::vote_from_params(params, "request_vote_rpc")?;
+                self.raft_call(&headers, Rpc::RequestVote(req)).await
+            }
+            Method::PreVote => {
+                let req = wire::vote_from_params(params, "pre_vote_rpc")?;
+                self.raft_call(&headers, Rpc::PreVote(req)).await
             }
             Method::InstallSnapshot => {
                 let req = wire::install_from_params(params)?;
-                match self.call(&headers, Rpc::InstallSnapshot(req)).await? {
-                    Reply::Snapshot(term) => wire::int(term, "term").map_err(to_fault),
-                    other => Err(wrong_answer(other)),
-                }
+                self.raft_call(&headers, Rpc::InstallSnapshot(req)).await
             }
             Method::IsLogEmpty => {
-                if !params.is_empty() {
-                    return Err(bad_args("is_log_empty takes no arguments"));
-                }
-                match self.call(&headers, Rpc::IsLogEmpty).await? {
-                    Reply::LogEmpty(empty) => Ok(Value::Boolean(empty)),
-                    other => Err(wrong_answer(other)),
-                }
+                no_args(params, "is_log_empty")?;
+                self.raft_call(&headers, Rpc::IsLogEmpty).await
             }
             Method::Status => {
-                if !params.is_empty() {
-                    return Err(bad_args("status takes no arguments"));
-                }
+                no_args(params, "status")?;
                 Ok(self.status_value())
             }
-            Method::NewRound => {
-                if !params.is_empty() {
-                    return Err(bad_args("new_round takes no arguments"));
-                }
-                if self.game.snapshot().round_end().is_none() {
-                    let msg =
-                        "the round is still on: a new one starts once at most one player is alive";
-                    return Err(Fault::new(wire::FAULT_REFUSED, msg.into()));
-                }
-                if !self.commands.push_raw(NEW_ROUND) {
-                    return Err(unavailable());
-                }
-                Ok(Value::Boolean(true))
-            }
-            Method::ClickWait => {
-                let [Value::Integer(n)] = params else {
-                    return Err(bad_args("click_wait takes one int: a player id"));
-                };
-                let p = player_from_int(i64::from(*n)).map_err(bad_args)?;
-                self.game
-                    .check_click(p)
-                    .map_err(|refused| Fault::new(wire::FAULT_REFUSED, refused.to_string()))?;
-                let (reply, applied) = oneshot::channel();
-                let ev = Event::ClickWait { command: *n, reply };
-                self.events.send(ev).map_err(|_| unavailable())?;
-                applied.await.map_err(|_| unavailable())?;
-                Ok(Value::Boolean(true))
-            }
-            Method::Click | Method::BenchClick => {
-                let [Value::Integer(n)] = params else {
-                    return Err(bad_args("click takes one int: a player id"));
-                };
-                if matches!(self.method, Method::Click) {
-                    let p = player_from_int(i64::from(*n)).map_err(bad_args)?;
-                    self.game
-                        .check_click(p)
-                        .map_err(|refused| Fault::new(wire::FAULT_REFUSED, refused.to_string()))?;
-                }
-                if let Some(t) = &self.trace {
-                    t.queued(*n);
-                }
-                if !self.commands.push_raw(*n) {
-                    return Err(unavailable());
-                }
-                Ok(Value::Boolean(true))
-            }
+            Method::NewRound => self.new_round(params),
+            Method::ClickWait => self.click_wait(params).await,
+            Method::Click | Method::BenchClick => self.click(params),
         }
+    }
+}
+
+impl RpcHandler {
+    /// A Raft RPC: the core's answer, as the wire spells it.
+    async fn raft_call(&self, headers: &HeaderMap, rpc: Rpc) -> HandlerResult {
+        let to_fault = |e: String| Fault::new(FAULT_BAD_ARGS, e);
+        match self.call(headers, rpc).await? {
+            Reply::Append(r) => wire::append_reply_value(&r).map_err(to_fault),
+            Reply::Vote(r) => wire::vote_reply_value(&r).map_err(to_fault),
+            Reply::Snapshot(term) => wire::int(term, "term").map_err(to_fault),
+            Reply::LogEmpty(empty) => Ok(Value::Boolean(empty)),
+        }
+    }
+
+    /// The player a click names, if the game takes a click on it now.
+    fn clickable(&self, n: i32) -> Result<(), Fault> {
+        let p = player_from_int(i64::from(n)).map_err(bad_args)?;
+        self.game
+            .check_click(p)
+            .map(|_| ())
+            .map_err(|refused| Fault::new(wire::FAULT_REFUSED, refused.to_string()))
+    }
+
+    fn click(&self, params: &[Value]) -> HandlerResult {
+        let [Value::Integer(n)] = params else {
+            return Err(bad_args("click takes one int: a player id"));
+        };
+        if matches!(self.method, Method::Click) {
+            self.clickable(*n)?;
+        }
+        if let Some(t) = &self.trace {
+            t.queued(*n);
+        }
+        if !self.commands.push_raw(*n) {
+            return Err(unavailable());
+        }
+        Ok(Value::Boolean(true))
+    }
+
+    async fn click_wait(&self, params: &[Value]) -> HandlerResult {
+        let [Value::Integer(n)] = params else {
+            return Err(bad_args("click_wait takes one int: a player id"));
+        };
+        self.clickable(*n)?;
+        let (reply, applied) = oneshot::channel();
+        let ev = Event::ClickWait { command: *n, reply };
+        self.events.send(ev).map_err(|_| unavailable())?;
+        applied.await.map_err(|_| unavailable())?;
+        Ok(Value::Boolean(true))
+    }
+
+    fn new_round(&self, params: &[Value]) -> HandlerResult {
+        no_args(params, "new_round")?;
+        if self.game.snapshot().round_end().is_none() {
+            let msg = "the round is still on: a new one starts once at most one player is alive";
+            return Err(Fault::new(wire::FAULT_REFUSED, msg.into()));
+        }
+        if !self.commands.push_raw(NEW_ROUND) {
+            return Err(unavailable());
+        }
+        Ok(Value::Boolean(true))
+    }
+}
+
+fn no_args(params: &[Value], method: &str) -> Result<(), Fault> {
+    if params.is_empty() {
+        Ok(())
+    } else {
+        Err(bad_args(format!("{method} takes no arguments")))
     }
 }
 
