@@ -535,13 +535,37 @@ fn window_under_xvfb() {
     click(&display, &wid, 1, 3);
     assert_eq!(drain_until(&rx, 3), vec![1, 1, 1]);
 
-    // 6. Closing the window ends run() with Ok.
+    // 6. A won round: only player 2 is left. A click anywhere on the board
+    // (here on dead player 3) asks for the next round; when that order
+    // comes back from Raft every square is whole again.
+    for order in [1, 1, 1, 4] {
+        otx.push(order);
+    }
+    wait_for_frame(
+        &display,
+        &wid,
+        "the round won by player 2",
+        &expected([0, 70, 0, 0], "Player 1 pressed"),
+        &footer0,
+    );
+    click(&display, &wid, 3, 1);
+    assert_eq!(drain_until(&rx, 1), vec![raftian::game::NEW_ROUND]);
+    otx.push(i64::from(raftian::game::NEW_ROUND));
+    wait_for_frame(
+        &display,
+        &wid,
+        "round 2 with every square whole",
+        &expected([100, 100, 100, 100], "New round requested"),
+        &footer0,
+    );
+
+    // 7. Closing the window ends run() with Ok.
     close_window(&display, &wid);
     let result = join_within(handle, "run() to return after WM_DELETE_WINDOW");
     assert!(result.is_ok(), "{result:?}");
     drop(otx);
 
-    // 7. A node that stops (drops raft_orders) closes its window too.
+    // 8. A node that stops (drops raft_orders) closes its window too.
     let (link, _rx2, otx2) = new_link();
     let title2 = format!("{title}-b");
     let handle = spawn_window(link, &title2, WindowTuning::default());
