@@ -214,6 +214,18 @@ pub struct NodeStatus {
     /// Where the latest snapshot stands (`None`: the log is whole).
     pub snapshot_index: Option<u64>,
     pub snapshot_term: Option<u64>,
+    /// The cluster's members as this node knows them.
+    pub members: Vec<Member>,
+}
+
+/// A member of the cluster, as `status()` lists it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    pub name: String,
+    pub addr: String,
+    /// Counts in elections and commits (every member, until learners).
+    pub voter: bool,
 }
 
 /// Latest [`NodeStatus`], published by the runtime after every change.

@@ -261,3 +261,22 @@ fn a_bad_clients_header_gets_a_fault() {
     assert_eq!(status(&addr).unwrap(), before);
     node.shutdown();
 }
+
+/// `status()` lists the members: `{id, name, addr, voter}`.
+#[test]
+fn status_lists_the_members() {
+    let dir = temp_dir("members");
+    let (node, addr) = single(&dir);
+    let s = status(&addr).unwrap();
+    let Some(Value::Array(members)) = s.get("members") else {
+        panic!("no members: {s:?}");
+    };
+    let [Value::Struct(m)] = &members[..] else {
+        panic!("one member expected: {members:?}");
+    };
+    assert_eq!(m.get("id").and_then(int), Some(0));
+    assert_eq!(m.get("name").map(text).as_deref(), Some("solo"));
+    assert_eq!(m.get("addr").map(text), Some(addr.clone()));
+    assert_eq!(m.get("voter"), Some(&Value::Boolean(true)));
+    node.shutdown();
+}

@@ -20,7 +20,7 @@ use super::trace::Trace;
 use crate::config::ClusterConfig;
 use crate::game::Game;
 use crate::logfile::LogFile;
-use crate::queues::{CommandReceiver, NodeStatus, OrderSender, StatusBoard};
+use crate::queues::{CommandReceiver, Member, NodeStatus, OrderSender, StatusBoard};
 use crate::raft::{
     Answer, Command, Committed, Entry, Msg, NodeId, PeerKind, PersistBatch, Raft, Reply, Rpc,
     RpcFailure, Snapshot,
@@ -283,6 +283,19 @@ impl Actor {
         }
     }
 
+    /// The members: the cluster file's nodes, every one a voter.
+    fn members(&self) -> Vec<Member> {
+        let nodes = self.cluster.nodes.iter();
+        nodes
+            .map(|n| Member {
+                id: n.id,
+                name: n.name.clone(),
+                addr: n.addr.clone(),
+                voter: true,
+            })
+            .collect()
+    }
+
     /// The log file says so when the log was compacted.
     fn note_snapshot(&self, document: &[u8]) {
         if let Some(f) = &self.log_file {
@@ -399,6 +412,7 @@ impl Actor {
             log_length: r.entries().len() as u64,
             snapshot_index: r.log().snapshot().map(|s| s.index),
             snapshot_term: r.log().snapshot().map(|s| s.term),
+            members: self.members(),
         };
         self.status.publish(s);
     }

@@ -130,6 +130,18 @@ impl RpcHandler {
         m.insert("round".into(), Value::Integer(round));
         m.insert("snapshot_index".into(), opt(s.snapshot_index));
         m.insert("snapshot_term".into(), opt(s.snapshot_term));
+        let members = s.members.iter().map(|mb| {
+            let mut e = std::collections::BTreeMap::new();
+            e.insert(
+                "id".into(),
+                Value::Integer(mb.id.min(i32::MAX as u64) as i32),
+            );
+            e.insert("name".into(), Value::String(mb.name.clone()));
+            e.insert("addr".into(), Value::String(mb.addr.clone()));
+            e.insert("voter".into(), Value::Boolean(mb.voter));
+            Value::Struct(e)
+        });
+        m.insert("members".into(), Value::Array(members.collect()));
         Value::Struct(m)
     }
 }
