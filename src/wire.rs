@@ -278,6 +278,7 @@ pub fn vote_from_params(params: &[Value], method: &str) -> Result<VoteRequest, F
         candidate_id: uint(&params[1], "candidate_id")?,
         last_log_index: opt_uint(&params[2], "last_log_index")?,
         last_log_term: opt_uint(&params[3], "last_log_term")?,
+        transfer: false,
     })
 }
 
@@ -309,7 +310,22 @@ pub fn rpc_params(rpc: &Rpc) -> Result<Vec<Value>, String> {
             Value::Base64(s.data.clone()),
             Value::Boolean(s.done),
         ],
+        Rpc::TimeoutNow { term } => vec![int(*term, "term")?],
+        Rpc::TransferLeader(target) => vec![opt_int(*target, "target")?],
     })
+}
+
+/// Parse `transfer_leader_rpc(target)`: a node id, or nil for the most
+/// up-to-date voter.
+pub fn transfer_from_params(params: &[Value]) -> Result<Option<u64>, Fault> {
+    expect_count(params, 1, "transfer_leader_rpc")?;
+    opt_uint(&params[0], "target")
+}
+
+/// Parse `timeout_now_rpc(term)`.
+pub fn timeout_now_from_params(params: &[Value]) -> Result<u64, Fault> {
+    expect_count(params, 1, "timeout_now_rpc")?;
+    uint(&params[0], "term")
 }
 
 /// Parse `install_snapshot_rpc(term, leader_id, last_index, last_term,
@@ -375,6 +391,8 @@ pub fn reply_from_value(rpc: &Rpc, v: &Value) -> Result<Reply, String> {
         }
         Rpc::IsLogEmpty => Ok(Reply::LogEmpty(boolean(v, "is_log_empty").map_err(msg)?)),
         Rpc::InstallSnapshot(_) => Ok(Reply::Snapshot(uint(v, "term").map_err(msg)?)),
+        Rpc::TimeoutNow { .. } => Ok(Reply::TimeoutNow(uint(v, "term").map_err(msg)?)),
+        Rpc::TransferLeader(_) => Ok(Reply::Transfer(uint(v, "target").map_err(msg)?)),
     }
 }
 
@@ -405,7 +423,7 @@ pub fn call_body(method: &str, params: Vec<Value>) -> Result<String, String> {
 /// (`&<>'"` and `\r`; everything else verbatim).
 pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
     const HEAD: &str = "<?xml version='1.0'?>\n<methodCall><methodName>";
-    if let Rpc::InstallSnapshot(_) = rpc {
+    if let Rpc::InstallSnapshot(_) | Rpc::TimeoutNow { .. } | Rpc::TransferLeader(_) = rpc {
         // Rare and not worth a fast path: the dxr codec of record.
         return call_body(rpc.method(), rpc_params(rpc)?);
     }
@@ -457,7 +475,10 @@ pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
             push_param_int(&mut o, v.last_log_index, "last_log_index")?;
             push_param_int(&mut o, v.last_log_term, "last_log_term")?;
         }
-        Rpc::IsLogEmpty | Rpc::InstallSnapshot(_) => {}
+        Rpc::IsLogEmpty
+        | Rpc::InstallSnapshot(_)
+        | Rpc::TimeoutNow { .. }
+        | Rpc::TransferLeader(_) => {}
     }
     o.push_str("</params></methodCall>\n");
     Ok(o)
@@ -707,6 +728,7 @@ mod tests {
             candidate_id: id,
             last_log_index: li,
             last_log_term: lt,
+            transfer: false,
         }
     }
 

@@ -273,3 +273,43 @@ fn a_follower_back_on_an_empty_data_dir_catches_up_by_snapshot() {
         .any(|text| text.lines().any(|l| l.starts_with("snapshot = {")));
     assert!(said, "{name}'s log file has no `snapshot = ` line");
 }
+
+/// A leader stopped cleanly (SIGTERM) hands leadership over first: its
+/// successor campaigns at its request rather than after an election
+/// timeout, and the game goes on there.
+#[test]
+fn a_leader_stopped_cleanly_hands_over() {
+    let dir = temp_dir("cluster-hand-over");
+    let (toml, addrs) = cluster_toml(3, false, false);
+    let mut c = Cluster::start(&dir, &toml, addrs, &[]);
+    let leader = wait_for("a leader", Duration::from_secs(20), || {
+        let s = status(&c.addrs[0]).ok()?;
+        s.get("leader_id").and_then(int)
+    }) as usize;
+    call(&c.addrs[leader], "click_wait", vec![Value::Integer(1)]).unwrap();
+    let pid = c.children[leader].as_ref().unwrap().id();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let next = wait_for("a new leader", Duration::from_secs(10), || {
+        others.iter().copied().find(|i| {
+            status(&c.addrs[*i])
+                .ok()
+                .is_some_and(|s| s.get("mode").map(text).as_deref() == Some("LEADER"))
+        })
+    });
+    assert!(
+        c.output(leader).contains("handing leadership over"),
+        "{}",
+        c.output(leader)
+    );
+    assert!(
+        c.output(next).contains("asked to take over"),
+        "{}",
+        c.output(next)
+    );
+    call(&c.addrs[next], "click_wait", vec![Value::Integer(2)]).unwrap();
+    c.kill(leader);
+}

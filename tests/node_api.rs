@@ -110,6 +110,12 @@ fn bad_input_gets_a_fault_and_changes_nothing() {
         ("click", vec![Value::Integer(5)], "unknown player"),
         ("click_wait", vec![Value::Integer(0)], "unknown player"),
         (
+            "transfer_leader_rpc",
+            vec![Value::Nil],
+            "static-leader mode",
+        ),
+        ("timeout_now_rpc", vec![Value::Nil], "term"),
+        (
             "append_entries_rpc",
             vec![
                 Value::Nil,

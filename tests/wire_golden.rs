@@ -323,6 +323,7 @@ fn python_parses_every_request_we_build() {
         candidate_id: 2,
         last_log_index: None,
         last_log_term: None,
+        transfer: false,
     };
     let cases: Vec<(Rpc, &str)> = vec![
         // A heartbeat: nil entries, nil commit index.

@@ -235,6 +235,17 @@ impl Cluster {
         Ok(())
     }
 
+    /// SIGTERM node `i` (a clean stop); `kill` reaps it afterwards.
+    pub(super) fn sigterm(&self, i: usize) {
+        if let Some(c) = &self.nodes[i].child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
     /// SIGKILL node `i` and reap it.
     pub(super) fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.nodes[i].child.take() {

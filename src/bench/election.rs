@@ -37,7 +37,11 @@ pub(super) async fn election(
         let (old, st) = cl.wait_settled(0, timeout).await?;
         let old_last = st.last_index();
         let t_kill = Instant::now();
-        cl.kill(old);
+        if a.graceful {
+            cl.sigterm(old);
+        } else {
+            cl.kill(old);
+        }
         let survivors: Vec<usize> = (0..NODES).filter(|i| *i != old).collect();
         let mut r = Round {
             killed: old,
@@ -69,6 +73,7 @@ pub(super) async fn election(
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        cl.kill(old); // reaps a node that stopped on SIGTERM
         cl.spawn(old)?;
         let t_restart = Instant::now();
         let rejoined = cl.wait_settled(0, timeout).await;
@@ -110,8 +115,13 @@ fn election_report(a: &ElectionArgs, rounds: &[Round]) -> String {
     let _ = writeln!(
         o,
         "## raftian bench election\n\n5 election-mode nodes on loopback ({} storage, default timeouts: heartbeat 50 ms, \
-         election 150-300 ms, pre-vote and check-quorum on). Each round SIGKILLs the leader; times from the kill.\n",
-        a.storage.name()
+         election 150-300 ms, pre-vote and check-quorum on). Each round {} the leader; times from the signal.\n",
+        a.storage.name(),
+        if a.graceful {
+            "stops (SIGTERM: it hands over first)"
+        } else {
+            "SIGKILLs"
+        }
     );
     let _ = writeln!(
         o,

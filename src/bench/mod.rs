@@ -218,6 +218,10 @@ pub struct ElectionArgs {
     /// Give up on a round after this many seconds.
     #[arg(long, default_value_t = 10.0)]
     pub round_timeout_secs: f64,
+    /// Stop the leader cleanly (SIGTERM: it hands leadership over first)
+    /// instead of SIGKILLing it.
+    #[arg(long)]
+    pub graceful: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }

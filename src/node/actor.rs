@@ -22,7 +22,7 @@ use crate::game::Game;
 use crate::logfile::LogFile;
 use crate::queues::{CommandReceiver, Member, NodeStatus, OrderSender, StatusBoard};
 use crate::raft::{
-    Answer, Command, Committed, Entry, Msg, NodeId, PeerKind, PersistBatch, Raft, Reply, Rpc,
+    Answer, Command, Committed, Entry, Mode, Msg, NodeId, PeerKind, PersistBatch, Raft, Reply, Rpc,
     RpcFailure, Snapshot,
 };
 use crate::storage::Storage;
@@ -103,6 +103,9 @@ pub struct Actor {
 
 /// Most events handled before one persist + send round.
 const BURST: usize = 512;
+
+/// How long a leader stopped cleanly waits for its successor to take over.
+const HAND_OVER: Duration = Duration::from_millis(500);
 
 /// RPCs handed to the core whose answers wait for the next `Ready`.
 #[derive(Default)]
@@ -186,6 +189,7 @@ impl Actor {
         let mut wake = Wakeup::new(self.origin, self.tick);
         let pushed = self.commands.waker();
         let mut waiting = Waiting::default();
+        let mut stopping: Option<Instant> = None;
         self.publish_status();
         loop {
             let sleep = tokio::time::sleep_until(wake.next(self.raft.next_deadline()));
@@ -209,14 +213,43 @@ impl Actor {
                         }
                     }
                 }
-                _ = stop.notified() => break,
+                _ = stop.notified() => {
+                    if !self.hand_over() {
+                        break;
+                    }
+                    stopping = Some(Instant::now() + HAND_OVER);
+                }
             }
             if !self.process_ready(&mut waiting) {
                 error!("{}: stopping: state could not be made durable", self.name);
                 break;
             }
+            if stopping.is_some_and(|t| self.raft.mode() != Mode::Leader || Instant::now() >= t) {
+                break;
+            }
         }
         self.finish();
+    }
+
+    /// A leader stopped cleanly first hands over (thesis 3.10), so the game
+    /// does not wait out an election timeout. False: nothing to hand over.
+    fn hand_over(&mut self) -> bool {
+        let elections = self.raft.config().static_leader.is_none();
+        if self.raft.mode() != Mode::Leader || !elections || self.raft.config().peers.is_empty() {
+            return false;
+        }
+        info!("{}: stopping: handing leadership over first", self.name);
+        let rpc = Rpc::TransferLeader(None);
+        // Token 0 is never a caller's: the answer is dropped.
+        self.raft.step(
+            self.now(),
+            Msg::Request {
+                token: 0,
+                from: None,
+                rpc,
+            },
+        );
+        true
     }
 
     /// `service_actions`, then the turn's `Ready`: persist, answer, send,

@@ -9,7 +9,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
 use tokio::sync::mpsc;
 
 use super::actor::Event;
-use super::server::{CLIENTS_HEADER, NODE_HEADER};
+use super::server::{CLIENTS_HEADER, NODE_HEADER, TRANSFER_HEADER};
 use crate::raft::{NodeId, Outbound, PeerKind, Rpc, RpcFailure};
 use crate::wire;
 
@@ -100,6 +100,11 @@ async fn call(
         && let Some(h) = a.entries.as_deref().and_then(wire::clients_header)
     {
         req = req.header(CLIENTS_HEADER, h);
+    }
+    if let Rpc::RequestVote(v) = &msg.rpc
+        && v.transfer
+    {
+        req = req.header(TRANSFER_HEADER, "1");
     }
     let resp = match req.body(body).send().await {
         Ok(r) => r,

@@ -32,6 +32,8 @@ pub const NODE_HEADER: &str = "x-raftian-node";
 /// The header carrying the client ids of an append's entries (see
 /// `wire::clients_header`); only Rust nodes send it.
 pub const CLIENTS_HEADER: &str = "x-raftian-clients";
+/// Set on a vote request of a candidate the leader handed over to.
+pub const TRANSFER_HEADER: &str = "x-raftian-transfer";
 
 #[derive(Clone, Copy, Debug)]
 enum Method {
@@ -40,6 +42,8 @@ enum Method {
     PreVote,
     IsLogEmpty,
     InstallSnapshot,
+    TimeoutNow,
+    TransferLeader,
     Status,
     Click,
     ClickWait,
@@ -156,12 +160,21 @@ impl Handler for RpcHandler {
                 self.raft_call(&headers, Rpc::AppendEntries(req)).await
             }
             Method::Vote => {
-                let req = wire::vote_from_params(params, "request_vote_rpc")?;
+                let mut req = wire::vote_from_params(params, "request_vote_rpc")?;
+                req.transfer = headers.contains_key(TRANSFER_HEADER);
                 self.raft_call(&headers, Rpc::RequestVote(req)).await
             }
             Method::PreVote => {
                 let req = wire::vote_from_params(params, "pre_vote_rpc")?;
                 self.raft_call(&headers, Rpc::PreVote(req)).await
+            }
+            Method::TimeoutNow => {
+                let term = wire::timeout_now_from_params(params)?;
+                self.raft_call(&headers, Rpc::TimeoutNow { term }).await
+            }
+            Method::TransferLeader => {
+                let target = wire::transfer_from_params(params)?;
+                self.raft_call(&headers, Rpc::TransferLeader(target)).await
             }
             Method::InstallSnapshot => {
                 let req = wire::install_from_params(params)?;
@@ -191,6 +204,8 @@ impl RpcHandler {
             Reply::Vote(r) => wire::vote_reply_value(&r).map_err(to_fault),
             Reply::Snapshot(term) => wire::int(term, "term").map_err(to_fault),
             Reply::LogEmpty(empty) => Ok(Value::Boolean(empty)),
+            Reply::TimeoutNow(term) => wire::int(term, "term").map_err(to_fault),
+            Reply::Transfer(target) => wire::int(target, "target").map_err(to_fault),
         }
     }
 
@@ -272,6 +287,8 @@ pub fn router(parts: ServerParts) -> Router {
         ("pre_vote_rpc", Method::PreVote),
         ("is_log_empty", Method::IsLogEmpty),
         ("install_snapshot_rpc", Method::InstallSnapshot),
+        ("timeout_now_rpc", Method::TimeoutNow),
+        ("transfer_leader_rpc", Method::TransferLeader),
         ("status", Method::Status),
         ("click", Method::Click),
         ("click_wait", Method::ClickWait),

@@ -150,6 +150,10 @@ pub struct VoteRequest {
     pub candidate_id: NodeId,
     pub last_log_index: Option<u64>,
     pub last_log_term: Option<u64>,
+    /// The leader handed over to this candidate (`timeout_now_rpc`): a
+    /// voter still in that leader's lease votes anyway (thesis 3.10).
+    /// Travels as a header between Rust nodes.
+    pub transfer: bool,
 }
 
 /// `[term, vote_granted]` (the paper's order).
@@ -167,6 +171,14 @@ pub enum Rpc {
     PreVote(VoteRequest),
     IsLogEmpty,
     InstallSnapshot(InstallSnapshot),
+    /// `timeout_now_rpc(term)`: the leader asks its chosen successor to
+    /// campaign at once.
+    TimeoutNow {
+        term: u64,
+    },
+    /// `transfer_leader_rpc(target)`: an operator asks the leader to hand
+    /// over to `target` (nil: the most up-to-date voter).
+    TransferLeader(Option<NodeId>),
 }
 
 /// `install_snapshot_rpc(term, leader_id, last_index, last_term, offset,
@@ -209,6 +221,8 @@ impl Rpc {
             Rpc::PreVote(_) => "pre_vote_rpc",
             Rpc::IsLogEmpty => "is_log_empty",
             Rpc::InstallSnapshot(_) => "install_snapshot_rpc",
+            Rpc::TimeoutNow { .. } => "timeout_now_rpc",
+            Rpc::TransferLeader(_) => "transfer_leader_rpc",
         }
     }
 }
@@ -221,6 +235,10 @@ pub enum Reply {
     LogEmpty(bool),
     /// `install_snapshot_rpc` answers with the follower's term.
     Snapshot(u64),
+    /// `timeout_now_rpc` answers with the target's term.
+    TimeoutNow(u64),
+    /// `transfer_leader_rpc` answers with the chosen target.
+    Transfer(NodeId),
 }
 
 /// Why an [`Rpc`] got no [`Reply`].

@@ -28,7 +28,7 @@
 //! A failing seed prints itself and replays exactly.
 //!
 //! ```text
-//! cargo test --test sim                          # CI: 930 seeds, ~25 s in a debug build
+//! cargo test --test sim                          # CI: 990 seeds, ~25 s in a debug build
 //! RAFTIAN_SIM_SEED=1234 cargo test --test sim -- --nocapture                     # replay one
 //! RAFTIAN_SIM_SEED=1234 RAFTIAN_SIM_TRACE=1 cargo test --test sim -- --nocapture # every event
 //! RAFTIAN_SIM_SEEDS=10000 cargo test --release --test sim -- --nocapture         # soak
@@ -161,4 +161,6 @@ scenario_tests!(
     snapshot_install_uncrash,
     snapshot_all_crash,
     snapshot_init,
+    transfer_leader,
+    transfer_times_out,
 );

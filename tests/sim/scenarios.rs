@@ -45,6 +45,8 @@ pub const ALL: &[(&str, Scenario)] = &[
     ("snapshot_install_uncrash", snapshot_install_uncrash),
     ("snapshot_all_crash", snapshot_all_crash),
     ("snapshot_init", snapshot_init),
+    ("transfer_leader", transfer_leader),
+    ("transfer_times_out", transfer_times_out),
 ];
 
 fn cluster(seed: u64, n: usize, peers: Peers) -> Cluster {
@@ -1063,6 +1065,73 @@ fn snapshot_init(seed: u64, peers: Peers) -> Cluster {
     let x = c.fresh();
     c.one(x, n, true);
     crash_all_and_restart(&mut c, n);
+    let x = c.fresh();
+    c.one(x, n, true);
+    c
+}
+
+// ----- leadership transfer (thesis 3.10) -----
+
+/// With clients running, the leader hands over again and again (to a
+/// chosen node, or the most up-to-date one): the target leads within an
+/// election timeout, and nothing proposed meanwhile is lost.
+fn transfer_leader(seed: u64, peers: Peers) -> Cluster {
+    let n = 5;
+    let mut c = cluster(seed, n, Peers::Rust);
+    let _ = peers;
+    c.set_clients(true);
+    for round in 0..6 {
+        let leader = c.check_one_leader();
+        let target = if round % 2 == 0 {
+            Some(((leader + 1 + c.rng.index(n - 1)) % n) as u64)
+        } else {
+            None
+        };
+        let chosen = c
+            .transfer(leader, target)
+            .unwrap_or_else(|e| panic!("transfer refused: {e}: {}", c.describe()));
+        let took_over = c.wait_for(ELECTION_WAIT, |c| c.leader() == Some(chosen as usize));
+        assert!(
+            took_over,
+            "node {chosen} did not take over: {}",
+            c.describe()
+        );
+    }
+    c.set_clients(false);
+    let x = c.fresh();
+    c.one(x, n, true);
+    c
+}
+
+/// A transfer to a node that is cut off cannot happen: the leader gives it
+/// up after an election timeout and takes commands again.
+fn transfer_times_out(seed: u64, peers: Peers) -> Cluster {
+    let n = 3;
+    let mut c = cluster(seed, n, Peers::Rust);
+    let _ = peers;
+    let x = c.fresh();
+    c.one(x, n, true);
+    let leader = c.check_one_leader();
+    let target = (leader + 1) % n;
+    c.disconnect(target);
+    let x = c.fresh();
+    c.one(x, n - 1, true);
+    c.transfer(leader, Some(target as u64))
+        .expect("transfer starts");
+    let x = c.fresh();
+    c.propose(leader, x);
+    c.run_for(ELECTION_WAIT);
+    assert_eq!(
+        c.leader(),
+        Some(leader),
+        "the old leader leads on: {}",
+        c.describe()
+    );
+    assert!(
+        c.committed_on(x, n - 1).is_some(),
+        "commands went on after the transfer was given up"
+    );
+    c.connect(target);
     let x = c.fresh();
     c.one(x, n, true);
     c

@@ -25,7 +25,7 @@ impl Raft {
         // Within a leader's lease (check-quorum) a vote request is ignored
         // before its term is looked at: a partitioned node cannot depose a
         // healthy leader.
-        let ignored = !self.cfg.elections() || self.in_lease(now);
+        let ignored = !self.cfg.elections() || (self.in_lease(now) && !req.transfer);
         let granted = if ignored {
             false
         } else if pre {
@@ -59,7 +59,17 @@ impl Raft {
         granted
     }
 
+    /// Campaign at once, at the leader's request: no pre-vote, and voters
+    /// in the leader's lease vote anyway.
+    pub(super) fn campaign_transfer(&mut self, now: Duration) {
+        self.campaign_as(now, false, true);
+    }
+
     pub(super) fn campaign(&mut self, now: Duration, pre: bool) {
+        self.campaign_as(now, pre, false);
+    }
+
+    fn campaign_as(&mut self, now: Duration, pre: bool, transfer: bool) {
         self.reset_election_timer(now);
         let term = self.term + 1;
         if term > WIRE_MAX {
@@ -86,6 +96,7 @@ impl Raft {
             candidate_id: self.cfg.id,
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
+            transfer,
         };
         for to in self.cfg.peers.clone() {
             let rpc = if pre {
@@ -154,6 +165,7 @@ impl Raft {
         self.role = Role::Leader(LeaderState {
             progress,
             quorum_check_at: now + self.cfg.election_timeout_min,
+            transfer: None,
         });
         // What this node forwarded and has not seen applied, it now
         // appends itself (copies of what the old leader did append are

@@ -16,7 +16,10 @@ use crate::raft::quorum;
 impl Raft {
     /// The leader's part of `service_actions`.
     pub(super) fn lead(&mut self, now: Duration) {
-        self.append_proposals(now);
+        // During a handover, commands wait for the next leader.
+        if !self.drive_transfer(now) {
+            self.append_proposals(now);
+        }
         if self.cfg.check_quorum && self.cfg.elections() {
             self.check_quorum(now);
         }
@@ -32,6 +35,7 @@ impl Raft {
             d = d.min(l.quorum_check_at);
         }
         let hb = self.cfg.heartbeat_interval;
+        let d = d.min(self.transfer_deadline().unwrap_or(Duration::MAX));
         l.progress
             .values()
             .filter_map(|p| p.next_deadline(hb))

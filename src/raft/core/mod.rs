@@ -32,6 +32,7 @@ mod leader;
 mod pending;
 mod role;
 mod snapshot;
+mod transfer;
 
 use self::client::{ClientSession, Proposal};
 use self::forward::Forwarding;
@@ -372,6 +373,10 @@ impl Raft {
             Rpc::PreVote(req) => self.step_vote(now, &req, true).map(Reply::Vote),
             Rpc::IsLogEmpty => Ok(Reply::LogEmpty(self.is_log_empty())),
             Rpc::InstallSnapshot(req) => self.step_install(now, &req, from).map(Reply::Snapshot),
+            Rpc::TimeoutNow { term } => self
+                .step_timeout_now(now, term, from)
+                .map(Reply::TimeoutNow),
+            Rpc::TransferLeader(target) => self.start_transfer(now, target).map(Reply::Transfer),
         }
     }
 
@@ -427,7 +432,7 @@ impl Raft {
                 ..
             } => self.on_snapshot_reply(seq, to, term, (meta, end, done), result, now),
             // The runtime reported the peer's kind with the reply.
-            Pending::Hello { .. } => {}
+            Pending::Hello { .. } | Pending::TimeoutNow { .. } => {}
         }
     }
 

@@ -46,6 +46,10 @@ pub(super) enum Pending {
     Hello {
         sent_at: Duration,
     },
+    /// `timeout_now_rpc` to a transfer's target.
+    TimeoutNow {
+        sent_at: Duration,
+    },
     /// A chunk of a snapshot, ending at byte `end`.
     Snapshot {
         to: NodeId,
@@ -65,7 +69,8 @@ impl Pending {
             | Pending::Vote { sent_at, .. }
             | Pending::Forward { sent_at, .. }
             | Pending::Snapshot { sent_at, .. }
-            | Pending::Hello { sent_at } => *sent_at,
+            | Pending::Hello { sent_at }
+            | Pending::TimeoutNow { sent_at } => *sent_at,
         }
     }
 
@@ -75,7 +80,7 @@ impl Pending {
     pub fn reply_term(&self, result: &Result<Reply, RpcFailure>) -> Option<u64> {
         match result {
             Ok(Reply::Append(r)) => Some(r.term),
-            Ok(Reply::Snapshot(t)) => Some(*t),
+            Ok(Reply::Snapshot(t) | Reply::TimeoutNow(t)) => Some(*t),
             Ok(Reply::Vote(r)) if !r.vote_granted => Some(r.term),
             Ok(Reply::Vote(r)) if !matches!(self, Pending::Vote { pre: true, .. }) => Some(r.term),
             _ => None,

@@ -42,6 +42,17 @@ pub(super) struct LeaderState {
     pub progress: BTreeMap<NodeId, Progress>,
     /// The next check-quorum round.
     pub quorum_check_at: Duration,
+    /// A leadership transfer under way.
+    pub transfer: Option<Transfer>,
+}
+
+#[derive(Debug)]
+pub(super) struct Transfer {
+    pub target: NodeId,
+    /// Given up after this.
+    pub deadline: Duration,
+    /// `timeout_now_rpc` went out.
+    pub sent: bool,
 }
 
 impl Role {
