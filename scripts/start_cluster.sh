@@ -7,7 +7,7 @@
 #   --config FILE  cluster file (default scripts/cluster.toml: the paper's static
 #                  leader; drop its `leader` and `log` lines for elections)
 #   --headless     no windows (without a display nodes fall back to headless anyway)
-#   --ephemeral    Raft state in memory only (the original's behaviour)
+#   --ephemeral    Raft state in memory only (the original's behaviour; static mode)
 #   --log-dir D    log files go to D/<name>/ (default logs)
 #   --data-root D  durable state in D/<name> (default data)
 #   --bin PATH     the raftian binary (default target/debug/raftian, built if missing)
