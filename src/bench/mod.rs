@@ -85,6 +85,9 @@ pub struct GameArgs {
     /// `snapshot_entries` of the cluster file.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_entries: u64,
+    /// Timed restarts at each checkpoint (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub restarts: usize,
     #[command(flatten)]
     pub common: CommonArgs,
 }
