@@ -214,8 +214,9 @@ pub struct NodeStatus {
     /// Where the latest snapshot stands (`None`: the log is whole).
     pub snapshot_index: Option<u64>,
     pub snapshot_term: Option<u64>,
-    /// The cluster's members as this node knows them.
-    pub members: Vec<Member>,
+    /// The cluster's members as this node knows them (shared: the status
+    /// is published every loop turn).
+    pub members: Arc<[Member]>,
 }
 
 /// A member of the cluster, as `status()` lists it.

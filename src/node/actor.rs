@@ -97,6 +97,7 @@ pub struct Actor {
     trace: Option<Arc<Trace>>,
     state: Game,
     cluster: ClusterConfig,
+    members: Arc<[Member]>,
     /// `click_wait` callers, by the seq their click got in our session.
     click_waiters: HashMap<u64, oneshot::Sender<()>>,
 }
@@ -173,6 +174,7 @@ impl Actor {
             log_file,
             trace,
             state,
+            members: Self::members(&cluster),
             cluster,
             click_waiters: HashMap::new(),
         }
@@ -317,8 +319,8 @@ impl Actor {
     }
 
     /// The members: the cluster file's nodes, every one a voter.
-    fn members(&self) -> Vec<Member> {
-        let nodes = self.cluster.nodes.iter();
+    fn members(cluster: &ClusterConfig) -> Arc<[Member]> {
+        let nodes = cluster.nodes.iter();
         nodes
             .map(|n| Member {
                 id: n.id,
@@ -445,7 +447,7 @@ impl Actor {
             log_length: r.entries().len() as u64,
             snapshot_index: r.log().snapshot().map(|s| s.index),
             snapshot_term: r.log().snapshot().map(|s| s.term),
-            members: self.members(),
+            members: self.members.clone(),
         };
         self.status.publish(s);
     }
