@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::raft::{Command, Entry, NodeId, RaftConfig};
+use crate::raft::{Command, Entry, Member, Membership, NodeId, RaftConfig};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -112,6 +112,7 @@ impl ClusterConfig {
             crate::raft::RaftLog::new(n.initial_log())
                 .map_err(|e| format!("node {}'s log: {e}", n.id))?;
         }
+        self.try_membership()?;
         if let Some(l) = self.leader
             && !ids.contains(&l)
         {
@@ -123,6 +124,39 @@ impl ClusterConfig {
             return Err("election_timeout_ms must be [min, max] with 0 < min <= max".into());
         }
         Ok(())
+    }
+
+    /// A cluster of these nodes with every setting at its default (a node
+    /// that joined has no cluster file).
+    pub fn from_nodes(nodes: Vec<NodeEntry>) -> Self {
+        ClusterConfig {
+            leader: None,
+            heartbeat_ms: None,
+            election_timeout_ms: None,
+            tick_ms: None,
+            rpc_timeout_ms: None,
+            pre_vote: None,
+            check_quorum: None,
+            snapshot_entries: None,
+            snapshot_chunk_bytes: None,
+            nodes,
+        }
+    }
+
+    /// The starting configuration: every node a voter.
+    pub fn membership(&self) -> Membership {
+        self.try_membership()
+            .expect("validated: distinct ids, names, addrs")
+    }
+
+    fn try_membership(&self) -> Result<Membership, String> {
+        let members = self.nodes.iter().map(|n| Member {
+            id: n.id,
+            name: n.name.clone(),
+            addr: n.addr.clone(),
+            voter: true,
+        });
+        Membership::new(members.collect())
     }
 
     pub fn node(&self, id: NodeId) -> Option<&NodeEntry> {
@@ -146,6 +180,7 @@ impl ClusterConfig {
             .filter(|p| *p != id)
             .collect();
         let mut c = RaftConfig::new(id, peers);
+        c.members = Some(std::sync::Arc::new(self.membership()));
         c.static_leader = self.leader;
         if let Some(h) = self.heartbeat_ms {
             c.heartbeat_interval = Duration::from_millis(h.max(1));

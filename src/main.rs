@@ -29,16 +29,42 @@ enum Cmd {
     Dots(raftian::bench::dots::DotsArgs),
     /// End-to-end benchmark: 5 real node processes on loopback.
     Bench(raftian::bench::BenchArgs),
+    /// Remove a node from its cluster for good (`remove_server_rpc`).
+    Leave(LeaveArgs),
+}
+
+#[derive(clap::Args)]
+struct LeaveArgs {
+    /// The address of the node that leaves.
+    #[arg(long)]
+    addr: String,
+    /// Ask this member instead (when the node that leaves is down).
+    #[arg(long)]
+    via: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
 }
 
 #[derive(clap::Args)]
 struct NodeArgs {
     /// The cluster file (see scripts/cluster.toml).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required_unless_present = "join", conflicts_with = "join")]
+    config: Option<PathBuf>,
     /// This node's id in the cluster file.
+    #[arg(long, required_unless_present = "join", conflicts_with = "join")]
+    id: Option<u64>,
+    /// Join a running cluster through any member (`HOST:PORT`): the leader
+    /// gives this node an id and a square. A data dir that already joined
+    /// just restarts.
+    #[arg(long, requires_all = ["name", "addr"])]
+    join: Option<String>,
+    /// A joining node's name (its log files and square's label).
     #[arg(long)]
-    id: u64,
+    name: Option<String>,
+    /// A joining node's address (`HOST:PORT`), where the others reach it.
+    #[arg(long)]
+    addr: Option<String>,
     /// No window: read clicks from stdin, one player id (1-4) a line.
     #[arg(long)]
     headless: bool,
@@ -70,6 +96,7 @@ fn main() -> ExitCode {
         Cmd::Node(a) => run_node(a),
         Cmd::Dots(a) => raftian::bench::dots::run(&a),
         Cmd::Bench(a) => raftian::bench::run(&a),
+        Cmd::Leave(a) => run_leave(&a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,13 +108,30 @@ fn main() -> ExitCode {
 }
 
 fn run_node(a: NodeArgs) -> Result<(), String> {
-    let cluster = ClusterConfig::load(&a.config)?;
-    let name = cluster
-        .node(a.id)
-        .ok_or_else(|| format!("node {} is not in {}", a.id, a.config.display()))?
-        .name
-        .clone();
-    let mut opts = NodeOptions::new(cluster, a.id);
+    let (mut opts, name) = match (&a.join, &a.config, a.id) {
+        (Some(via), _, _) => {
+            let name = a.name.clone().unwrap_or_default();
+            let addr = a.addr.clone().unwrap_or_default();
+            if a.ephemeral {
+                return Err("a joining node keeps its id in its data dir: no --ephemeral".into());
+            }
+            let dir = a
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("data").join(&name));
+            (node::join::options(via, &name, &addr, &dir)?, name)
+        }
+        (None, Some(config), Some(id)) => {
+            let cluster = ClusterConfig::load(config)?;
+            let name = cluster
+                .node(id)
+                .ok_or_else(|| format!("node {id} is not in {}", config.display()))?
+                .name
+                .clone();
+            (NodeOptions::new(cluster, id), name)
+        }
+        _ => return Err("give --config and --id, or --join".into()),
+    };
     opts.log_dir = Some(a.log_dir);
     opts.data_dir = if a.ephemeral {
         None
@@ -173,12 +217,51 @@ fn run_headless(link: GameLink, running: RunningNode, read_stdin: bool) {
     running.join();
 }
 
+/// `raftian leave --addr HOST:PORT`: `remove_server_rpc` on that node (or
+/// `--via` another member), retried while the cluster has no leader.
+fn run_leave(a: &LeaveArgs) -> Result<(), String> {
+    let via = a.via.as_deref().unwrap_or(&a.addr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(a.timeout_secs);
+    let params = vec![dxr::Value::String(a.addr.clone())];
+    loop {
+        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+        match node::client::call(
+            via,
+            "remove_server_rpc",
+            params.clone(),
+            wait.max(std::time::Duration::from_secs(1)),
+        ) {
+            Ok(v) => {
+                let id = match v {
+                    dxr::Value::Integer(id) => id.to_string(),
+                    other => format!("{other:?}"),
+                };
+                println!("node {id} at {} has left the cluster", a.addr);
+                return Ok(());
+            }
+            Err(e) if node::join::retryable(&e) && std::time::Instant::now() < deadline => {
+                eprintln!("raftian: {e}; retrying");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(format!("{via}: {e}")),
+        }
+    }
+}
+
 fn log_outcome(outcome: OrderOutcome) {
     match outcome {
         OrderOutcome::Damaged { player, hp } => info!("player {player} hit: {hp} HP"),
         OrderOutcome::AlreadyDead(p) => info!("player {p} already dead"),
         OrderOutcome::NewRound(r) => info!("round {r} begins"),
         OrderOutcome::Restored { round } => info!("board restored from a snapshot (round {round})"),
+        OrderOutcome::Players { joined, left } => {
+            for p in joined {
+                info!("player {p} joins the game");
+            }
+            for p in left {
+                info!("player {p} leaves the game");
+            }
+        }
         OrderOutcome::Ignored => {}
     }
 }

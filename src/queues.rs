@@ -77,6 +77,9 @@ pub fn command_queue() -> (CommandSender, CommandReceiver) {
 pub enum Order {
     Command(i64),
     Restore(Game),
+    /// A configuration committed: the node ids now in the cluster (players
+    /// join and leave).
+    Members(Vec<u64>),
 }
 
 /// The Raft side of `raft_orders`.
@@ -86,6 +89,11 @@ pub struct OrderSender(Sender<Order>);
 impl OrderSender {
     pub fn push(&self, command: i64) -> bool {
         self.0.send(Order::Command(command)).is_ok()
+    }
+
+    /// The cluster's members changed.
+    pub fn members(&self, ids: Vec<u64>) -> bool {
+        self.0.send(Order::Members(ids)).is_ok()
     }
 
     /// The board is now `game` (a snapshot was installed).
@@ -171,6 +179,7 @@ impl SharedGame {
     pub fn apply(&self, order: Order) -> OrderOutcome {
         match order {
             Order::Command(c) => self.apply_order(c),
+            Order::Members(ids) => self.lock().set_members(&ids),
             Order::Restore(game) => {
                 let round = game.round();
                 *self.lock() = game;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use minifb::{MouseButton, MouseMode};
 
-use crate::game::{Game, MAX_HP, NEW_ROUND, PLAYERS, PlayerId};
+use crate::game::{Game, MAX_HP, MAX_PLAYER, NEW_ROUND, PLAYERS, PlayerId};
 use crate::queues::{CommandSender, GameLink, NodeStatus};
 
 use self::fps::FpsMeter;
@@ -47,14 +47,54 @@ pub const GREEN: u32 = rgb(0, 255, 0);
 pub const BLUE: u32 = rgb(0, 0, 255);
 pub const YELLOW: u32 = rgb(255, 255, 0);
 
-/// Colours of players 1..=4.
-pub const PLAYER_COLOURS: [u32; PLAYERS] = [RED, GREEN, BLUE, YELLOW];
+/// Colours of players 1..=15: the original's four, then one each for
+/// the players who join.
+pub const PLAYER_COLOURS: [u32; MAX_PLAYER as usize] = [
+    RED,
+    GREEN,
+    BLUE,
+    YELLOW,
+    rgb(255, 140, 0),   // orange
+    rgb(148, 0, 211),   // violet
+    rgb(0, 206, 209),   // turquoise
+    rgb(255, 0, 255),   // magenta
+    rgb(139, 69, 19),   // brown
+    rgb(0, 128, 128),   // teal
+    rgb(154, 205, 50),  // yellow-green
+    rgb(0, 0, 128),     // navy
+    rgb(128, 128, 0),   // olive
+    rgb(128, 0, 0),     // maroon
+    rgb(255, 105, 180), // pink
+];
 
-/// Top-left corners of players 1..=4 in window coordinates. The original
-/// blits its players straight onto the 1000x1200 display, so these y values
-/// include the 100 px header: each square sits in the middle of a board cell.
-pub const PLAYER_POSITIONS: [(usize, usize); PLAYERS] =
-    [(585, 685), (835, 185), (335, 185), (85, 935)];
+/// Top-left corner of a square in board cell (`row`, `col`) of the 4x4
+/// board, in window coordinates (the original blits its players straight
+/// onto the 1000x1200 display, so y includes the 100 px header): each
+/// square sits in the middle of its cell.
+const fn cell(row: usize, col: usize) -> (usize, usize) {
+    (col * 250 + 85, 100 + row * 250 + 85)
+}
+
+/// Top-left corners of players 1..=15. The original four keep their
+/// places; players who join take the other cells in reading order, and
+/// the top-left cell stays free (node 0 hosts and has no square).
+pub const PLAYER_POSITIONS: [(usize, usize); MAX_PLAYER as usize] = [
+    cell(2, 2),
+    cell(0, 3),
+    cell(0, 1),
+    cell(3, 0),
+    cell(0, 2),
+    cell(1, 0),
+    cell(1, 1),
+    cell(1, 2),
+    cell(1, 3),
+    cell(2, 0),
+    cell(2, 1),
+    cell(2, 3),
+    cell(3, 1),
+    cell(3, 2),
+    cell(3, 3),
+];
 
 /// Header text when no click message is showing (the original's is "Top Text").
 pub const DEFAULT_HEADER: &str = "Click a player to attack";
@@ -136,8 +176,8 @@ impl std::error::Error for WindowError {}
 /// Everything [`render`] draws.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BoardState {
-    /// HP of players 1..=4.
-    pub hp: [i32; PLAYERS],
+    /// HP per player id from 1 (`None`: no such player on the board).
+    pub hp: Vec<Option<i32>>,
     /// Header text.
     pub header: String,
     /// Footer: a large first line and a smaller second one.
@@ -147,7 +187,7 @@ pub struct BoardState {
 impl Default for BoardState {
     fn default() -> Self {
         BoardState {
-            hp: [MAX_HP; PLAYERS],
+            hp: vec![Some(MAX_HP); PLAYERS],
             header: DEFAULT_HEADER.into(),
             footer: [String::new(), String::new()],
         }
@@ -173,7 +213,7 @@ pub fn hp_alpha(hp: i32) -> u8 {
     }
 }
 
-/// Colour of player `player` (1..=4) at `hp`: the player's colour fading
+/// Colour of player `player` (1..=15) at `hp`: the player's colour fading
 /// toward white as HP drops; dead, black at alpha 200 over the last faded
 /// square (as the original blits it). Unknown players are drawn grey.
 pub fn square_colour(player: PlayerId, hp: i32) -> u32 {
@@ -252,7 +292,8 @@ pub fn render_text(buf: &mut [u32], header: &str, footer: &[String; 2]) {
 /// row, `HEIGHT` rows; a shorter buffer gets the rows that fit).
 pub fn render(state: &BoardState, buf: &mut [u32]) {
     render_background(buf);
-    for (i, (&(x, y), &hp)) in PLAYER_POSITIONS.iter().zip(&state.hp).enumerate() {
+    for (i, (&(x, y), hp)) in PLAYER_POSITIONS.iter().zip(&state.hp).enumerate() {
+        let Some(hp) = *hp else { continue };
         fill_rect(
             buf,
             x,
@@ -421,7 +462,7 @@ pub fn run_with(
             .round_end()
             .map_or_else(|| DEFAULT_HEADER.to_owned(), |end| end.to_string());
         let state = BoardState {
-            hp: game.hp_all(),
+            hp: game.hp_by_id(),
             header: input.header.text(now, idle),
             footer: footer_lines(&link.status.get(), meter.last()),
         };
@@ -530,6 +571,15 @@ mod tests {
             assert_eq!(x % CELL, 85);
             assert_eq!((y - BOARD_TOP) % CELL, 85);
         }
+        let mut cells: Vec<_> = PLAYER_POSITIONS.to_vec();
+        cells.push((85, BOARD_TOP + 85));
+        cells.sort_unstable();
+        cells.dedup();
+        assert_eq!(
+            cells.len(),
+            16,
+            "15 players and the host's free cell fill the board"
+        );
         assert!(
             inked(&buf, 0, 0, WIDTH, BAR_HEIGHT, WHITE) > 500,
             "header text"
@@ -547,11 +597,11 @@ mod tests {
         assert_eq!(blue(0), (33, 33, 55)); // black alpha 200 over the last
         assert_eq!(square_colour(3, -20), square_colour(3, 0));
         assert_eq!(channels(square_colour(1, 40)), (255, 105, 105));
-        assert_eq!(square_colour(9, 100), GREY);
+        assert_eq!(square_colour(16, 100), GREY);
         assert_eq!(square_colour(0, 100), GREY);
 
         let state = BoardState {
-            hp: [70, 100, 0, 10],
+            hp: [70, 100, 0, 10].map(Some).to_vec(),
             ..BoardState::default()
         };
         let buf = drawn(&state);

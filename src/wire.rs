@@ -14,9 +14,11 @@ use std::collections::BTreeMap;
 
 use dxr::{Fault, MethodCall, MethodResponse, Value};
 
+use std::sync::Arc;
+
 use crate::raft::{
-    AppendEntries, AppendReply, ClientId, Command, InstallSnapshot, Reply, Rpc, VoteReply,
-    VoteRequest, WIRE_MAX, WireEntry,
+    AppendEntries, AppendReply, ClientId, Command, InstallSnapshot, Membership, Reply, Rpc,
+    ServerRef, VoteReply, VoteRequest, WIRE_MAX, WireEntry,
 };
 
 /// Fault code for arguments of the wrong type, count or range.
@@ -101,6 +103,7 @@ fn command_from(v: &Value) -> Result<Command, Fault> {
     match v {
         Value::Integer(i) => Ok(Command::Int(*i)),
         Value::String(s) => Ok(Command::Text(s.clone())),
+        Value::Struct(s) => config_from(s),
         other => Err(bad_args(format!(
             "command must be an int or a string, got {}",
             kind(other)
@@ -108,10 +111,28 @@ fn command_from(v: &Value) -> Result<Command, Fault> {
     }
 }
 
+/// A configuration entry's command, `{config: "<JSON>"}` (between Rust
+/// nodes only: the original nodes are never sent one).
+fn config_from(s: &BTreeMap<String, Value>) -> Result<Command, Fault> {
+    let Some(Value::String(json)) = s.get("config") else {
+        return Err(bad_args("a struct command must be {config: string}"));
+    };
+    let m: Membership = serde_json::from_str(json.as_str())
+        .map_err(|e| bad_args(format!("bad configuration: {e}")))?;
+    let m = Membership::new(m.members().to_vec()).map_err(bad_args)?;
+    Ok(Command::Config(Arc::new(m)))
+}
+
 fn command_to(c: &Command) -> Value {
     match c {
         Command::Int(i) => Value::Integer(*i),
         Command::Text(s) => Value::String(s.clone()),
+        Command::Config(m) => {
+            let json = serde_json::to_string(&**m).expect("a configuration serializes");
+            let mut s = BTreeMap::new();
+            s.insert("config".to_owned(), Value::String(json));
+            Value::Struct(s)
+        }
     }
 }
 
@@ -312,6 +333,11 @@ pub fn rpc_params(rpc: &Rpc) -> Result<Vec<Value>, String> {
         ],
         Rpc::TimeoutNow { term } => vec![int(*term, "term")?],
         Rpc::TransferLeader(target) => vec![opt_int(*target, "target")?],
+        Rpc::AddServer { name, addr } => {
+            vec![Value::String(name.clone()), Value::String(addr.clone())]
+        }
+        Rpc::RemoveServer(ServerRef::Id(id)) => vec![int(*id, "id")?],
+        Rpc::RemoveServer(ServerRef::Addr(a)) => vec![Value::String(a.clone())],
     })
 }
 
@@ -320,6 +346,34 @@ pub fn rpc_params(rpc: &Rpc) -> Result<Vec<Value>, String> {
 pub fn transfer_from_params(params: &[Value]) -> Result<Option<u64>, Fault> {
     expect_count(params, 1, "transfer_leader_rpc")?;
     opt_uint(&params[0], "target")
+}
+
+/// Parse `add_server_rpc(name, addr)`: a plain name and a `host:port`
+/// address.
+pub fn add_server_from_params(params: &[Value]) -> Result<Rpc, Fault> {
+    expect_count(params, 2, "add_server_rpc")?;
+    let (Value::String(name), Value::String(addr)) = (&params[0], &params[1]) else {
+        return Err(bad_args("add_server_rpc takes two strings: name, addr"));
+    };
+    if name.is_empty() || name.len() > 64 || name.contains(['/', '\\']) {
+        return Err(bad_args("the name must be 1-64 characters without slashes"));
+    }
+    addr.parse::<std::net::SocketAddr>()
+        .map_err(|e| bad_args(format!("addr '{addr}' is not host:port: {e}")))?;
+    Ok(Rpc::AddServer {
+        name: name.clone(),
+        addr: addr.clone(),
+    })
+}
+
+/// Parse `remove_server_rpc(id | "host:port")`.
+pub fn remove_server_from_params(params: &[Value]) -> Result<Rpc, Fault> {
+    expect_count(params, 1, "remove_server_rpc")?;
+    let r = match &params[0] {
+        Value::String(a) => ServerRef::Addr(a.clone()),
+        v => ServerRef::Id(uint(v, "id")?),
+    };
+    Ok(Rpc::RemoveServer(r))
 }
 
 /// Parse `timeout_now_rpc(term)`.
@@ -393,6 +447,8 @@ pub fn reply_from_value(rpc: &Rpc, v: &Value) -> Result<Reply, String> {
         Rpc::InstallSnapshot(_) => Ok(Reply::Snapshot(uint(v, "term").map_err(msg)?)),
         Rpc::TimeoutNow { .. } => Ok(Reply::TimeoutNow(uint(v, "term").map_err(msg)?)),
         Rpc::TransferLeader(_) => Ok(Reply::Transfer(uint(v, "target").map_err(msg)?)),
+        Rpc::AddServer { .. } => Ok(Reply::ServerAdded(uint(v, "id").map_err(msg)?)),
+        Rpc::RemoveServer(_) => Ok(Reply::ServerRemoved(uint(v, "id").map_err(msg)?)),
     }
 }
 
@@ -423,7 +479,18 @@ pub fn call_body(method: &str, params: Vec<Value>) -> Result<String, String> {
 /// (`&<>'"` and `\r`; everything else verbatim).
 pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
     const HEAD: &str = "<?xml version='1.0'?>\n<methodCall><methodName>";
-    if let Rpc::InstallSnapshot(_) | Rpc::TimeoutNow { .. } | Rpc::TransferLeader(_) = rpc {
+    let config_entry = |a: &AppendEntries| {
+        a.entries
+            .iter()
+            .flatten()
+            .any(|e| matches!(e.command, Command::Config(_)))
+    };
+    let rare = match rpc {
+        Rpc::AppendEntries(a) => config_entry(a),
+        Rpc::RequestVote(_) | Rpc::PreVote(_) | Rpc::IsLogEmpty => false,
+        _ => true,
+    };
+    if rare {
         // Rare and not worth a fast path: the dxr codec of record.
         return call_body(rpc.method(), rpc_params(rpc)?);
     }
@@ -434,6 +501,7 @@ pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
                     .map(|e| match &e.command {
                         Command::Int(_) => ENTRY_BYTES,
                         Command::Text(t) => ENTRY_BYTES + 8 + t.len() + t.len() / 4,
+                        Command::Config(_) => unreachable!("configurations take the dxr path"),
                     })
                     .sum()
             })
@@ -478,7 +546,9 @@ pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
         Rpc::IsLogEmpty
         | Rpc::InstallSnapshot(_)
         | Rpc::TimeoutNow { .. }
-        | Rpc::TransferLeader(_) => {}
+        | Rpc::TransferLeader(_)
+        | Rpc::AddServer { .. }
+        | Rpc::RemoveServer(_) => {}
     }
     o.push_str("</params></methodCall>\n");
     Ok(o)
@@ -558,6 +628,7 @@ fn push_entry(o: &mut String, e: &WireEntry) -> Result<(), String> {
             push_escaped(o, t);
             o.push_str("</string>");
         }
+        Command::Config(_) => unreachable!("configurations take the dxr path"),
     }
     o.push_str("</value></member><member><name>index</name>");
     push_value_int(o, index.map(u64::from), "index")?;

@@ -281,7 +281,7 @@ fn click(display: &str, wid: &str, player: PlayerId, times: u32) {
 /// The frame `render` draws for these HP values and header.
 fn expected(hp: [i32; 4], header: &str) -> Vec<u32> {
     let state = BoardState {
-        hp,
+        hp: hp.map(Some).to_vec(),
         header: header.into(),
         footer: [String::new(), String::new()],
     };

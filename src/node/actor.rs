@@ -11,19 +11,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dxr::Fault;
-use log::{error, info};
+use log::{error, info, warn};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::board;
 use super::peers::Peers;
 use super::trace::Trace;
-use crate::config::ClusterConfig;
 use crate::game::Game;
 use crate::logfile::LogFile;
 use crate::queues::{CommandReceiver, Member, NodeStatus, OrderSender, StatusBoard};
 use crate::raft::{
-    Answer, Command, Committed, Entry, Mode, Msg, NodeId, PeerKind, PersistBatch, Raft, Reply, Rpc,
-    RpcFailure, Snapshot,
+    Answer, Command, Committed, Entry, Membership, Mode, Msg, NodeId, PeerKind, PersistBatch, Raft,
+    Reply, Rpc, RpcFailure, Snapshot,
 };
 use crate::storage::Storage;
 use crate::wire::{FAULT_BAD_ARGS, FAULT_UNAVAILABLE};
@@ -77,7 +76,6 @@ pub struct ActorParts {
     pub trace: Option<Arc<Trace>>,
     /// The board as of the last applied entry (what snapshots record).
     pub state: Game,
-    pub cluster: ClusterConfig,
 }
 
 /// The node's event loop; it alone owns the core.
@@ -96,8 +94,11 @@ pub struct Actor {
     log_file: Option<Arc<Mutex<LogFile>>>,
     trace: Option<Arc<Trace>>,
     state: Game,
-    cluster: ClusterConfig,
     members: Arc<[Member]>,
+    /// The configuration `members` and the peers' addresses follow.
+    membership: Arc<Membership>,
+    /// A committed configuration no longer has this node: it stops.
+    removed: bool,
     /// `click_wait` callers, by the seq their click got in our session.
     click_waiters: HashMap<u64, oneshot::Sender<()>>,
 }
@@ -157,7 +158,6 @@ impl Actor {
             log_file,
             trace,
             state,
-            cluster,
         } = parts;
         Actor {
             raft,
@@ -174,8 +174,9 @@ impl Actor {
             log_file,
             trace,
             state,
-            members: Self::members(&cluster),
-            cluster,
+            members: Arc::from([]),
+            membership: Arc::new(Membership::default()),
+            removed: false,
             click_waiters: HashMap::new(),
         }
     }
@@ -192,6 +193,7 @@ impl Actor {
         let pushed = self.commands.waker();
         let mut waiting = Waiting::default();
         let mut stopping: Option<Instant> = None;
+        self.sync_members();
         self.publish_status();
         loop {
             let sleep = tokio::time::sleep_until(wake.next(self.raft.next_deadline()));
@@ -229,6 +231,13 @@ impl Actor {
             if stopping.is_some_and(|t| self.raft.mode() != Mode::Leader || Instant::now() >= t) {
                 break;
             }
+            if self.removed {
+                info!(
+                    "{}: removed from the cluster (its removal is committed): stopping",
+                    self.name
+                );
+                break;
+            }
         }
         self.finish();
     }
@@ -237,7 +246,10 @@ impl Actor {
     /// does not wait out an election timeout. False: nothing to hand over.
     fn hand_over(&mut self) -> bool {
         let elections = self.raft.config().static_leader.is_none();
-        if self.raft.mode() != Mode::Leader || !elections || self.raft.config().peers.is_empty() {
+        if self.raft.mode() != Mode::Leader
+            || !elections
+            || self.raft.membership().voter_count() < 2
+        {
             return false;
         }
         info!("{}: stopping: handing leadership over first", self.name);
@@ -286,7 +298,7 @@ impl Actor {
         if let Some(index) = ready.snapshot_due {
             // The board is now exactly as of `index`: nothing was applied
             // since the core asked.
-            let app = board::app_state(&self.state, &self.cluster);
+            let app = board::app_state(&self.state, &self.membership);
             self.raft.step(self.now(), Msg::Snapshot { index, app });
         }
         self.log_version.send_if_modified(|v| {
@@ -294,8 +306,53 @@ impl Actor {
             *v = self.raft.log_version();
             changed
         });
+        self.sync_members();
         self.publish_status();
         true
+    }
+
+    /// The configuration changed: `status().members` and where peers are
+    /// follow it.
+    fn sync_members(&mut self) {
+        let latest = self.raft.membership();
+        if Arc::ptr_eq(&latest, &self.membership) {
+            return;
+        }
+        self.membership = latest;
+        let me = self.raft.id();
+        let mut members: Vec<Member> = self
+            .membership
+            .members()
+            .iter()
+            .map(|m| Member {
+                id: m.id,
+                name: m.name.clone(),
+                addr: m.addr.clone(),
+                voter: m.voter,
+            })
+            .collect();
+        if members.is_empty() {
+            // Still joining: only itself is known.
+            members.push(Member {
+                id: me,
+                name: self.name.clone(),
+                addr: String::new(),
+                voter: false,
+            });
+        }
+        self.members = members.into();
+        let addrs = self
+            .membership
+            .members()
+            .iter()
+            .filter(|m| m.id != me)
+            .map(|m| (m.id, m.addr.clone()));
+        let addrs: Vec<_> = addrs.filter(|(_, a)| !a.is_empty()).collect();
+        if !addrs.is_empty()
+            && let Err(e) = self.peers.set_addrs(addrs)
+        {
+            warn!("{}: {e}", self.name);
+        }
     }
 
     /// A snapshot from the leader replaced the state: the board follows.
@@ -316,19 +373,6 @@ impl Actor {
                 false
             }
         }
-    }
-
-    /// The members: the cluster file's nodes, every one a voter.
-    fn members(cluster: &ClusterConfig) -> Arc<[Member]> {
-        let nodes = cluster.nodes.iter();
-        nodes
-            .map(|n| Member {
-                id: n.id,
-                name: n.name.clone(),
-                addr: n.addr.clone(),
-                voter: true,
-            })
-            .collect()
     }
 
     /// The log file says so when the log was compacted.
@@ -417,12 +461,23 @@ impl Actor {
             if duplicate {
                 continue;
             }
-            if let Command::Int(c) = entry.command {
-                if let Some(t) = &self.trace {
-                    t.applied(i64::from(c));
+            match &entry.command {
+                Command::Int(c) => {
+                    if let Some(t) = &self.trace {
+                        t.applied(i64::from(*c));
+                    }
+                    self.state.apply_order(i64::from(*c));
+                    self.orders.push(i64::from(*c));
                 }
-                self.state.apply_order(i64::from(c));
-                self.orders.push(i64::from(c));
+                Command::Config(m) => {
+                    let ids: Vec<u64> = m.ids().collect();
+                    self.state.set_members(&ids);
+                    self.orders.members(ids);
+                    if !m.contains(self.raft.id()) {
+                        self.removed = true;
+                    }
+                }
+                Command::Text(_) => {}
             }
             // click_wait answers once its order is on raft_orders.
             if let Some(id) = entry.client

@@ -4,6 +4,8 @@
 
 mod actor;
 mod board;
+pub mod client;
+pub mod join;
 mod peers;
 mod server;
 mod trace;
@@ -24,7 +26,7 @@ use crate::config::{ClusterConfig, NodeEntry};
 use crate::game::Game;
 use crate::logfile::LogFile;
 use crate::queues::{GameLink, SharedGame, StatusBoard, command_queue, order_queue};
-use crate::raft::{Entry, HardState, NodeId, PersistBatch, Raft, Snapshot};
+use crate::raft::{Entry, HardState, Membership, NodeId, PersistBatch, Raft, Snapshot};
 use crate::storage::{FileStorage, MemStorage, Storage, meta};
 
 /// How to run one node.
@@ -46,6 +48,9 @@ pub struct NodeOptions {
     pub log_quiet: Duration,
     /// ...and at least this often while the log keeps changing.
     pub log_max_wait: Duration,
+    /// The node joined a running cluster (`--join`): it is in no cluster
+    /// file, and learns the configuration from its leader's log.
+    pub joining: bool,
 }
 
 impl NodeOptions {
@@ -60,6 +65,7 @@ impl NodeOptions {
             unsafe_ephemeral: false,
             log_quiet: Duration::from_millis(100),
             log_max_wait: Duration::from_secs(3),
+            joining: false,
         }
     }
 }
@@ -175,7 +181,6 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
         log_file,
         trace,
         state: game,
-        cluster: opts.cluster.clone(),
     };
     let runtime = RuntimeParts {
         listener,
@@ -339,6 +344,9 @@ fn new_core(
     let mut rcfg = opts.cluster.raft_config(opts.id);
     rcfg.seed ^= rand::random::<u64>();
     rcfg.incarnation = incarnation;
+    if opts.joining {
+        rcfg.members = Some(Arc::new(Membership::default()));
+    }
     let origin = Instant::now();
     let raft = Raft::restart(rcfg, hard_state, snapshot, log, Duration::ZERO)?;
     Ok((raft, origin))

@@ -36,7 +36,22 @@ impl Peers {
             .no_proxy()
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let urls = addrs
+        let mut peers = Peers {
+            client,
+            urls: HashMap::new(),
+            my_id,
+            events,
+        };
+        peers.set_addrs(addrs)?;
+        Ok(peers)
+    }
+
+    /// Where each peer is (the membership changed).
+    pub fn set_addrs(
+        &mut self,
+        addrs: impl IntoIterator<Item = (NodeId, String)>,
+    ) -> Result<(), String> {
+        self.urls = addrs
             .into_iter()
             .map(|(id, addr)| {
                 reqwest::Url::parse(&format!("http://{addr}/RPC2"))
@@ -44,12 +59,7 @@ impl Peers {
                     .map_err(|e| format!("node {id} has a bad addr '{addr}': {e}"))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Peers {
-            client,
-            urls,
-            my_id,
-            events,
-        })
+        Ok(())
     }
 
     /// Send one request; its reply comes back as `Event::Reply`.

@@ -34,6 +34,31 @@ pub const NODE_HEADER: &str = "x-raftian-node";
 pub const CLIENTS_HEADER: &str = "x-raftian-clients";
 /// Set on a vote request of a candidate the leader handed over to.
 pub const TRANSFER_HEADER: &str = "x-raftian-transfer";
+/// Set on a membership call a follower passed on to its leader (so that it
+/// is passed on at most once).
+pub const PROXIED_HEADER: &str = "x-raftian-proxied";
+
+/// Pass a call on to the node at `addr` and relay its answer.
+async fn proxy(addr: &str, method: &str, params: Vec<Value>) -> HandlerResult {
+    let fail = |e: String| {
+        Fault::new(
+            FAULT_UNAVAILABLE,
+            format!("passing {method} on to the leader at {addr}: {e}"),
+        )
+    };
+    let body = wire::call_body(method, params).map_err(fail)?;
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/RPC2"))
+        .header("content-type", "text/xml")
+        .header(PROXIED_HEADER, "1")
+        .timeout(std::time::Duration::from_secs(30))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let text = resp.text().await.map_err(|e| fail(e.to_string()))?;
+    wire::parse_response(&text).map_err(fail)?
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Method {
@@ -44,6 +69,8 @@ enum Method {
     InstallSnapshot,
     TimeoutNow,
     TransferLeader,
+    AddServer,
+    RemoveServer,
     Status,
     Click,
     ClickWait,
@@ -100,7 +127,6 @@ impl RpcHandler {
     fn status_value(&self) -> Value {
         let s = self.status.get();
         let game = self.game.snapshot();
-        let hp = game.hp_all();
         let opt = |v: Option<u64>| {
             v.map_or(
                 Value::Nil,
@@ -122,14 +148,12 @@ impl RpcHandler {
             "log_length".into(),
             Value::Integer(s.log_length.min(i32::MAX as u64) as i32),
         );
-        m.insert(
-            "hp".into(),
-            Value::Array(hp.iter().map(|h| Value::Integer(*h)).collect()),
-        );
-        let orders = game
-            .orders_all()
-            .map(|n| Value::Integer(n.min(i32::MAX as u64) as i32));
-        m.insert("orders".into(), Value::Array(orders.to_vec()));
+        // One slot per player id from 1 (nil: no such player on the board).
+        let hp = game.hp_by_id().into_iter();
+        let hp = hp.map(|h| h.map_or(Value::Nil, Value::Integer));
+        m.insert("hp".into(), Value::Array(hp.collect()));
+        let orders = game.orders_by_id().into_iter().map(opt);
+        m.insert("orders".into(), Value::Array(orders.collect()));
         let round = game.round().min(i32::MAX as u64) as i32;
         m.insert("round".into(), Value::Integer(round));
         m.insert("snapshot_index".into(), opt(s.snapshot_index));
@@ -176,6 +200,14 @@ impl Handler for RpcHandler {
                 let target = wire::transfer_from_params(params)?;
                 self.raft_call(&headers, Rpc::TransferLeader(target)).await
             }
+            Method::AddServer => {
+                let rpc = wire::add_server_from_params(params)?;
+                self.membership_call(&headers, rpc, params).await
+            }
+            Method::RemoveServer => {
+                let rpc = wire::remove_server_from_params(params)?;
+                self.membership_call(&headers, rpc, params).await
+            }
             Method::InstallSnapshot => {
                 let req = wire::install_from_params(params)?;
                 self.raft_call(&headers, Rpc::InstallSnapshot(req)).await
@@ -206,6 +238,35 @@ impl RpcHandler {
             Reply::LogEmpty(empty) => Ok(Value::Boolean(empty)),
             Reply::TimeoutNow(term) => wire::int(term, "term").map_err(to_fault),
             Reply::Transfer(target) => wire::int(target, "target").map_err(to_fault),
+            Reply::ServerAdded(id) | Reply::ServerRemoved(id) => {
+                wire::int(id, "id").map_err(to_fault)
+            }
+        }
+    }
+
+    /// `add_server_rpc` / `remove_server_rpc` go to the leader: a follower
+    /// passes the call on (one hop) and relays the answer.
+    async fn membership_call(
+        &self,
+        headers: &HeaderMap,
+        rpc: Rpc,
+        params: &[Value],
+    ) -> HandlerResult {
+        let st = self.status.get();
+        let leader = st.leader_id.filter(|l| *l != st.id);
+        let addr = leader.and_then(|l| st.members.iter().find(|m| m.id == l));
+        match (st.mode.as_str(), addr) {
+            ("LEADER", _) => self.raft_call(headers, rpc).await,
+            (_, Some(m)) if !headers.contains_key(PROXIED_HEADER) => {
+                proxy(&m.addr, rpc.method(), params.to_vec()).await
+            }
+            _ => Err(Fault::new(
+                FAULT_UNAVAILABLE,
+                format!(
+                    "node {} is not the leader and knows no leader to pass this on to: retry shortly",
+                    st.id
+                ),
+            )),
         }
     }
 
@@ -289,6 +350,8 @@ pub fn router(parts: ServerParts) -> Router {
         ("install_snapshot_rpc", Method::InstallSnapshot),
         ("timeout_now_rpc", Method::TimeoutNow),
         ("transfer_leader_rpc", Method::TransferLeader),
+        ("add_server_rpc", Method::AddServer),
+        ("remove_server_rpc", Method::RemoveServer),
         ("status", Method::Status),
         ("click", Method::Click),
         ("click_wait", Method::ClickWait),

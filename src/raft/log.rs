@@ -8,6 +8,9 @@
 //! seen yet (the unsaved tail and the lowest truncated index), so the core
 //! never tracks them by hand.
 
+use std::sync::Arc;
+
+use super::membership::Membership;
 use super::types::{ClientId, Command, Entry, SnapshotMeta};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,6 +29,13 @@ pub struct RaftLog {
     persisted: Option<u64>,
     /// Bumped on every change (the log file writer watches it).
     version: u64,
+    /// The configuration in force before `entries` (the snapshot's, or the
+    /// cluster file's); `None`: not known yet (a joining node).
+    base_config: Option<Arc<Membership>>,
+    /// The configuration entries among `entries`: (index, configuration).
+    configs: Vec<(u64, Arc<Membership>)>,
+    /// Bumped whenever `configs` or `base_config` change.
+    config_version: u64,
 }
 
 /// What storage must do to match the log: drop every entry at or above
@@ -50,6 +60,7 @@ impl RaftLog {
             }
         }
         let persisted = entries.last().map(|e| e.index);
+        let configs = entries.iter().filter_map(config_of).collect();
         Ok(RaftLog {
             first,
             snapshot: None,
@@ -58,7 +69,44 @@ impl RaftLog {
             truncated: None,
             persisted,
             version: 0,
+            base_config: None,
+            configs,
+            config_version: 0,
         })
+    }
+
+    /// The configuration in force before the first entry (see
+    /// [`RaftLog::latest_config`]).
+    pub fn set_base_config(&mut self, config: Option<Arc<Membership>>) {
+        self.base_config = config;
+        self.config_version += 1;
+    }
+
+    /// Changes whenever the configuration at the end of the log, or the one
+    /// in force at `commit`, may have changed.
+    pub fn config_key(&self, commit: Option<u64>) -> (u64, usize) {
+        let committed = commit.map_or(0, |c| self.configs.iter().filter(|(i, _)| *i <= c).count());
+        (self.config_version, committed)
+    }
+
+    /// The latest configuration in the log, committed or not (thesis 4.1:
+    /// a node uses it as soon as it holds it).
+    pub fn latest_config(&self) -> Option<&Arc<Membership>> {
+        self.configs
+            .last()
+            .map(|(_, c)| c)
+            .or(self.base_config.as_ref())
+    }
+
+    /// The index of the latest configuration entry, if one is held.
+    pub fn latest_config_index(&self) -> Option<u64> {
+        self.configs.last().map(|(i, _)| *i)
+    }
+
+    /// The configuration in force at `index` (the latest at or before it).
+    pub fn config_at(&self, index: u64) -> Option<&Arc<Membership>> {
+        let held = self.configs.iter().rev().find(|(i, _)| *i <= index);
+        held.map(|(_, c)| c).or(self.base_config.as_ref())
     }
 
     /// A log that continues a snapshot: `entries` (durable) must start
@@ -261,6 +309,15 @@ impl RaftLog {
             self.truncated = Some(0);
         }
         self.entries.drain(..drop);
+        let covered = self
+            .configs
+            .iter()
+            .filter(|(i, _)| *i <= meta.index)
+            .count();
+        if let Some((_, c)) = self.configs.drain(..covered).next_back() {
+            self.base_config = Some(c);
+            self.config_version += 1;
+        }
         self.unsaved = self.unsaved.saturating_sub(drop);
         self.first = meta.index + 1;
         self.snapshot = Some(meta);
@@ -269,11 +326,13 @@ impl RaftLog {
 
     /// A snapshot from the leader replaces the log up to its index (Raft
     /// Figure 13): a suffix that agrees with it is kept, anything else goes.
-    pub fn restore(&mut self, meta: SnapshotMeta) {
+    pub fn restore(&mut self, meta: SnapshotMeta, config: Option<Arc<Membership>>) {
         if self.term_at(meta.index) != Some(meta.term) {
             self.clear();
         }
         self.compact_to(meta);
+        self.base_config = config.or(self.base_config.take());
+        self.config_version += 1;
         self.persisted = self.persisted.max(Some(meta.index));
     }
 
@@ -318,6 +377,10 @@ impl RaftLog {
             self.first = entry.index;
         }
         debug_assert_eq!(entry.index, self.next_index());
+        if let Some(c) = config_of(&entry) {
+            self.configs.push(c);
+            self.config_version += 1;
+        }
         self.entries.push(entry);
         self.version += 1;
     }
@@ -327,6 +390,10 @@ impl RaftLog {
         let keep = (index.saturating_sub(self.first) as usize).min(self.entries.len());
         self.note_dropped(keep, index);
         self.entries.truncate(keep);
+        if self.configs.last().is_some_and(|(i, _)| *i >= index) {
+            self.configs.retain(|(i, _)| *i < index);
+            self.config_version += 1;
+        }
         self.version += 1;
     }
 
@@ -335,6 +402,8 @@ impl RaftLog {
         // Storage drops all it holds: every index is at or above 0.
         self.note_dropped(0, 0);
         self.entries.clear();
+        self.configs.clear();
+        self.config_version += 1;
         self.version += 1;
     }
 
@@ -375,6 +444,13 @@ impl RaftLog {
         if self.unsaved > 0 {
             self.persisted = Some(self.entries[self.unsaved - 1].index);
         }
+    }
+}
+
+fn config_of(e: &Entry) -> Option<(u64, Arc<Membership>)> {
+    match &e.command {
+        Command::Config(c) => Some((e.index, c.clone())),
+        _ => None,
     }
 }
 
@@ -532,10 +608,13 @@ mod tests {
         let mut l = log((0..90).map(|i| e(1, i, 9)).collect());
         let batch: Vec<Entry> = (89..=110).map(|i| e(1, i, 9)).collect();
         assert_eq!(l.maybe_append(&batch, false, false, Some(50)), Ok(true));
-        l.restore(SnapshotMeta {
-            index: 100,
-            term: 1,
-        });
+        l.restore(
+            SnapshotMeta {
+                index: 100,
+                term: 1,
+            },
+            None,
+        );
         let u = l.take_unsaved();
         assert_eq!(
             u.truncate_from,

@@ -6,6 +6,7 @@
 mod core;
 pub mod dialect;
 pub mod log;
+pub mod membership;
 pub mod progress;
 pub mod quorum;
 pub mod sessions;
@@ -13,4 +14,5 @@ pub mod types;
 
 pub use self::core::{Raft, RaftConfig, WIRE_MAX};
 pub use self::log::RaftLog;
+pub use self::membership::{ConfChange, Member, Membership};
 pub use self::types::*;

@@ -64,6 +64,11 @@ impl SessionTable {
         })
     }
 
+    /// Keep only the sessions of these nodes (the members).
+    pub fn retain_nodes(&mut self, keep: impl Fn(NodeId) -> bool) {
+        self.by_node.retain(|n, _| keep(*n));
+    }
+
     pub fn sessions(&self) -> impl Iterator<Item = (&NodeId, &Session)> {
         self.by_node.iter()
     }

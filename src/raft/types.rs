@@ -4,18 +4,23 @@
 //! converts them to and from dxr values.
 
 use std::fmt;
+use std::sync::Arc;
 
 pub use super::dialect::PeerKind;
+use super::membership::Membership;
 
 /// A node's id in the cluster (the paper's `Server.id`).
 pub type NodeId = u64;
 
 /// A command carried by a log entry. The game's commands are player ids
 /// (`Int`); the original Python code also accepts strings, kept as `Text`.
+/// `Config` is a new configuration (membership change): only Rust nodes
+/// ever see one, since no change is made while an original node is a member.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Command {
     Int(i32),
     Text(String),
+    Config(Arc<Membership>),
 }
 
 impl Command {
@@ -29,6 +34,7 @@ impl fmt::Display for Command {
         match self {
             Command::Int(i) => write!(f, "{i}"),
             Command::Text(s) => write!(f, "{}", python_str_repr(s)),
+            Command::Config(m) => write!(f, "{}", python_str_repr(&m.to_string())),
         }
     }
 }
@@ -179,6 +185,22 @@ pub enum Rpc {
     /// `transfer_leader_rpc(target)`: an operator asks the leader to hand
     /// over to `target` (nil: the most up-to-date voter).
     TransferLeader(Option<NodeId>),
+    /// `add_server_rpc(name, addr)`: a new node asks to join; answers its
+    /// id once it is a member (a learner, promoted when caught up).
+    AddServer {
+        name: String,
+        addr: String,
+    },
+    /// `remove_server_rpc(id | "host:port")`: answers the removed id once
+    /// the removal is committed.
+    RemoveServer(ServerRef),
+}
+
+/// What a membership request names: a node id or its address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerRef {
+    Id(NodeId),
+    Addr(String),
 }
 
 /// `install_snapshot_rpc(term, leader_id, last_index, last_term, offset,
@@ -223,6 +245,8 @@ impl Rpc {
             Rpc::InstallSnapshot(_) => "install_snapshot_rpc",
             Rpc::TimeoutNow { .. } => "timeout_now_rpc",
             Rpc::TransferLeader(_) => "transfer_leader_rpc",
+            Rpc::AddServer { .. } => "add_server_rpc",
+            Rpc::RemoveServer(_) => "remove_server_rpc",
         }
     }
 }
@@ -239,6 +263,10 @@ pub enum Reply {
     TimeoutNow(u64),
     /// `transfer_leader_rpc` answers with the chosen target.
     Transfer(NodeId),
+    /// `add_server_rpc` answers the new member's id.
+    ServerAdded(NodeId),
+    /// `remove_server_rpc` answers the removed member's id.
+    ServerRemoved(NodeId),
 }
 
 /// Why an [`Rpc`] got no [`Reply`].

@@ -91,6 +91,46 @@ pub fn write_meta(dir: &Path, meta: NodeMeta) -> Result<(), StorageError> {
     write_atomically(dir, &dir.join(TMP_FILE), &meta_path(dir), text.as_bytes())
 }
 
+/// `<dir>/member.json`: who a node that joined a running cluster is (it
+/// is in no cluster file): its id, as the leader gave it, name and address.
+pub const MEMBER_FILE: &str = "member.json";
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Joined {
+    pub id: u64,
+    pub name: String,
+    pub addr: String,
+}
+
+/// The identity of a node that joined, if this data dir has one.
+pub fn read_joined(dir: &Path) -> Result<Option<Joined>, StorageError> {
+    let path = dir.join(MEMBER_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StorageError::Io {
+                what: "read",
+                path,
+                source,
+            });
+        }
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| StorageError::Corrupt {
+            path,
+            detail: e.to_string(),
+        })
+}
+
+/// Record a joined node's identity durably.
+pub fn write_joined(dir: &Path, joined: &Joined) -> Result<(), StorageError> {
+    let text = serde_json::to_vec(joined).expect("plain fields serialize");
+    let tmp = dir.join("member.json.tmp");
+    write_atomically(dir, &tmp, &dir.join(MEMBER_FILE), &text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +147,22 @@ mod tests {
         };
         write_meta(tmp.path(), m).unwrap();
         assert_eq!(read_meta(tmp.path()).unwrap(), Some(m));
+    }
+
+    #[test]
+    fn a_joined_identity_round_trips() {
+        let tmp = TempDir::new("joined");
+        fs::create_dir_all(tmp.path()).unwrap();
+        assert_eq!(read_joined(tmp.path()).unwrap(), None);
+        let j = Joined {
+            id: 5,
+            name: "carol".into(),
+            addr: "127.0.0.1:8005".into(),
+        };
+        write_joined(tmp.path(), &j).unwrap();
+        assert_eq!(read_joined(tmp.path()).unwrap(), Some(j));
+        fs::write(tmp.path().join(MEMBER_FILE), "{").unwrap();
+        assert!(read_joined(tmp.path()).is_err());
     }
 
     #[test]

@@ -12,6 +12,12 @@ const FLAG_HARD_STATE: u8 = 1;
 const FLAG_TRUNCATE: u8 = 2;
 const CMD_INT: u8 = 0;
 const CMD_TEXT: u8 = 1;
+/// A configuration (membership change), as JSON.
+const CMD_CONFIG: u8 = 2;
+
+fn config_json(m: &crate::raft::Membership) -> Vec<u8> {
+    serde_json::to_vec(m).expect("a configuration serializes")
+}
 /// Set on the command tag when the entry's client id (node, incarnation,
 /// seq: three u64) follows the command. WALs written before client ids
 /// existed never set it, and still read.
@@ -26,6 +32,7 @@ pub(super) fn entry_len(e: &Entry) -> usize {
         + match &e.command {
             Command::Int(_) => 4,
             Command::Text(s) => 4 + s.len(),
+            Command::Config(m) => 4 + config_json(m).len(),
         }
         + e.client.map_or(0, |_| CLIENT_LEN)
 }
@@ -79,6 +86,13 @@ pub(super) fn encode_record(
                 buf.push(CMD_TEXT | client_flag);
                 buf.extend_from_slice(&len.to_le_bytes());
                 buf.extend_from_slice(s.as_bytes());
+            }
+            Command::Config(m) => {
+                let json = config_json(m);
+                let len = u32::try_from(json.len()).map_err(|_| too_big())?;
+                buf.push(CMD_CONFIG | client_flag);
+                buf.extend_from_slice(&len.to_le_bytes());
+                buf.extend_from_slice(&json);
             }
         }
         if let Some(id) = e.client {
@@ -188,6 +202,12 @@ pub(super) fn decode_record(payload: &[u8]) -> Result<PersistBatch, String> {
                 let s = std::str::from_utf8(bytes)
                     .map_err(|e| format!("text command at index {index} is not UTF-8: {e}"))?;
                 Command::Text(s.to_owned())
+            }
+            CMD_CONFIG => {
+                let len = c.u32("config length")? as usize;
+                let m = serde_json::from_slice(c.take(len, "config")?)
+                    .map_err(|e| format!("configuration at index {index}: {e}"))?;
+                Command::Config(std::sync::Arc::new(m))
             }
             other => return Err(format!("unknown command tag {other} at index {index}")),
         };

@@ -8,12 +8,13 @@
 use std::cmp::Ordering;
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use raftian::raft::{
-    Answer, ClientId, Command, Committed as Applied, Entry, HardState, Mode, Msg, NodeId, Outbound,
-    PeerKind, PersistBatch, Raft, RaftConfig, Reply, Rpc, RpcFailure, Snapshot, SnapshotMeta,
-    sessions::SessionTable,
+    Answer, ClientId, Command, Committed as Applied, Entry, HardState, Membership, Mode, Msg,
+    NodeId, Outbound, PeerKind, PersistBatch, Raft, RaftConfig, Reply, Rpc, RpcFailure, ServerRef,
+    Snapshot, SnapshotMeta, sessions::SessionTable,
 };
 
 use crate::rng::{Rng, mix};
@@ -62,6 +63,9 @@ pub struct Options {
     /// (tiny batches and frequent elections are too slow for the liveness
     /// deadlines).
     pub unreliable: bool,
+    /// Membership scenarios: nodes `0..m` form the starting configuration;
+    /// the other slots stay down until they join (`boot_joiner`).
+    pub members: Option<usize>,
 }
 
 impl Options {
@@ -77,6 +81,7 @@ impl Options {
             election_timeout: None,
             snapshot_entries: None,
             unreliable: false,
+            members: None,
         }
     }
 }
@@ -146,6 +151,8 @@ struct Node {
     leader_log: (Option<u64>, u64),
     log_version: u64,
     applied: BTreeMap<u64, Command>,
+    /// Joined a running cluster: it starts with no configuration.
+    joiner: bool,
     /// The node's state machine: client commands applied (copies skipped)
     /// and a hash over them, as of `next_apply - 1`.
     app: AppState,
@@ -206,6 +213,9 @@ impl Expected {
         while let Some(k) = committed.get(&(self.at.len() as u64)) {
             let index = self.at.len() as u64;
             let admitted = k.client.is_none_or(|id| self.sessions.admit(id));
+            if let Command::Config(c) = &k.command {
+                self.sessions.retain_nodes(|n| c.contains(n));
+            }
             if admitted {
                 if let Some(id) = k.client {
                     self.admitted_at.insert(id, index);
@@ -325,7 +335,13 @@ pub struct Cluster {
     /// The committed log replayed from index 0: what every node's state
     /// machine must show.
     expected: Expected,
+    /// Answers to membership requests, by token.
+    conf_answers: BTreeMap<u64, Result<Reply, String>>,
+    next_conf: u64,
 }
+
+/// Membership requests use tokens from here (RPC tokens are seqs).
+const CONF_TOKEN: u64 = 1 << 60;
 
 fn violation(now: u64, msg: String) -> ! {
     panic!(
@@ -336,8 +352,19 @@ fn violation(now: u64, msg: String) -> ! {
 }
 
 fn chain_hash(prev: u64, e: &Entry) -> u64 {
+    let text;
     let cmd = match &e.command {
         Command::Int(x) => *x as u64,
+        Command::Config(c) => {
+            text = Command::Text(c.to_string());
+            return chain_hash(
+                prev,
+                &Entry {
+                    command: text,
+                    ..e.clone()
+                },
+            );
+        }
         Command::Text(s) => s
             .bytes()
             .fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
@@ -421,6 +448,8 @@ impl Cluster {
             proposed: Vec::new(),
             rust_peer,
             opts,
+            conf_answers: BTreeMap::new(),
+            next_conf: CONF_TOKEN,
         };
         for _ in 0..n {
             c.nodes.push(Node {
@@ -437,10 +466,12 @@ impl Cluster {
                 leader_log: (None, 0),
                 log_version: 0,
                 applied: BTreeMap::new(),
+                joiner: false,
                 app: AppState::default(),
             });
         }
-        for i in 0..n {
+        let m = c.opts.members.unwrap_or(n);
+        for i in 0..m {
             c.boot(i);
         }
         c
@@ -451,6 +482,11 @@ impl Cluster {
     fn boot(&mut self, i: usize) {
         let peers: Vec<NodeId> = (0..self.opts.n as u64).filter(|p| *p != i as u64).collect();
         let mut cfg = RaftConfig::new(i as NodeId, peers.clone());
+        if let Some(m) = self.opts.members {
+            let start = Membership::voters(0..m as NodeId);
+            let joiner = self.nodes[i].joiner;
+            cfg.members = Some(Arc::new(if joiner { Membership::default() } else { start }));
+        }
         cfg.static_leader = self.opts.static_leader;
         cfg.request_timeout = self.opts.request_timeout.expect("set in new");
         cfg.max_batch = self.opts.max_batch.expect("set in new");
@@ -684,7 +720,10 @@ impl Cluster {
                 Rpc::PreVote(_) => self.stats.pre_votes += 1,
                 Rpc::IsLogEmpty => self.stats.probes += 1,
                 Rpc::InstallSnapshot(_) => self.stats.snapshot_chunks += 1,
-                Rpc::TimeoutNow { .. } | Rpc::TransferLeader(_) => {}
+                Rpc::TimeoutNow { .. }
+                | Rpc::TransferLeader(_)
+                | Rpc::AddServer { .. }
+                | Rpc::RemoveServer(_) => {}
             }
             self.tr(|| format!("  {from} -> {to} #{} {:?}", o.seq, o.rpc));
             if !self.link_ok(from, to) || (self.unreliable && self.rng.chance(0.1)) {
@@ -785,8 +824,17 @@ impl Cluster {
                 let (out, answers) = self.after_call(to);
                 // Only timeout_now_rpc makes a node send (its vote requests).
                 self.send(to, out);
-                let result = match answers.into_iter().next().map(|a| a.result) {
-                    Some(Ok(r)) => r,
+                let answer = answers.into_iter().find(|a| a.token == seq);
+                let result = match answer.map(|a| a.result) {
+                    Some(Ok(r)) => Ok(r),
+                    // A node not (yet, or no longer) in the receiver's
+                    // configuration: its vote requests are refused.
+                    Some(Err(e))
+                        if self.opts.members.is_some()
+                            && matches!(rpc, Rpc::RequestVote(_) | Rpc::PreVote(_)) =>
+                    {
+                        Err(RpcFailure::Fault(400, e.0))
+                    }
                     Some(Err(e)) => violation(
                         self.now,
                         format!("node {to} refused node {from}'s request as invalid: {e}: {rpc:?}"),
@@ -812,7 +860,7 @@ impl Cluster {
                             to: from,
                             to_inc: from_inc,
                             seq,
-                            result: Ok(result),
+                            result: result.clone(),
                         },
                     );
                 }
@@ -927,6 +975,82 @@ impl Cluster {
         }
     }
 
+    /// Ask node `i` for a membership change; its answer comes with
+    /// [`Cluster::conf_result`] once the change is committed (or refused).
+    pub fn request_conf(&mut self, i: usize, rpc: Rpc) -> u64 {
+        self.next_conf += 1;
+        let token = self.next_conf;
+        let now = self.clock(i);
+        self.tr(|| format!("node {i} asked {rpc:?}"));
+        if let Some(raft) = self.nodes[i].raft.as_mut() {
+            raft.step(
+                now,
+                Msg::Request {
+                    token,
+                    from: None,
+                    rpc,
+                },
+            );
+            let (out, _) = self.after_call(i);
+            self.send(i, out);
+        } else {
+            self.conf_answers.insert(token, Err("node is down".into()));
+        }
+        token
+    }
+
+    /// `add_server_rpc` on node `i` for new node number `k` (its name and
+    /// address: asking again for the same `k` is the same node asking).
+    pub fn add_server(&mut self, i: usize, k: u64) -> u64 {
+        let rpc = Rpc::AddServer {
+            name: format!("joiner{k}"),
+            addr: format!("sim:{k}"),
+        };
+        self.request_conf(i, rpc)
+    }
+
+    pub fn remove_server(&mut self, i: usize, id: NodeId) -> u64 {
+        self.request_conf(i, Rpc::RemoveServer(ServerRef::Id(id)))
+    }
+
+    pub fn conf_result(&self, token: u64) -> Option<&Result<Reply, String>> {
+        self.conf_answers.get(&token)
+    }
+
+    /// Wait (up to `limit`) for a membership request's answer.
+    pub fn wait_conf(&mut self, token: u64, limit: u64) -> Option<Result<Reply, String>> {
+        self.wait_for(limit, |c| c.conf_result(token).is_some());
+        self.conf_result(token).cloned()
+    }
+
+    /// Start a brand-new node in slot `id` (given by `add_server_rpc`):
+    /// empty disk, no configuration; whatever ran there before is gone.
+    pub fn boot_joiner(&mut self, id: usize) {
+        self.crash(id);
+        let node = &mut self.nodes[id];
+        node.disk = Disk::default();
+        node.max_term = 0;
+        node.commit = None;
+        node.joiner = true;
+        self.votes.retain(|(v, _), _| *v != id);
+        self.boot(id);
+        self.connect(id);
+        self.tr(|| format!("node {id} joins as a new node"));
+    }
+
+    /// The latest configuration of the running node with the longest log.
+    pub fn latest_membership(&self) -> Arc<Membership> {
+        (0..self.opts.n)
+            .filter_map(|i| self.raft(i))
+            .max_by_key(|r| (r.log().last_term(), r.log().last_index()))
+            .map(|r| r.membership())
+            .unwrap_or_default()
+    }
+
+    pub fn clients_on(&self) -> bool {
+        self.client_on
+    }
+
     /// Background clients proposing on random nodes every 2-30 ms.
     pub fn set_clients(&mut self, on: bool) {
         if on && !self.client_on {
@@ -951,8 +1075,10 @@ impl Cluster {
             by_cmd,
             expected,
             stats,
+            opts,
             ..
         } = self;
+        let opts_members = opts.members;
         let raft = nodes[i]
             .raft
             .as_mut()
@@ -1024,6 +1150,16 @@ impl Cluster {
         if is_leader {
             let l = *leaders.entry(term).or_insert_with(|| {
                 stats.leader_terms += 1;
+                // A node that is no voter (removed, a learner) never wins.
+                if opts_members.is_some() && !raft.membership().is_voter(i as NodeId) {
+                    violation(
+                        now,
+                        format!(
+                            "node {i} won term {term} but is no voter: {}",
+                            raft.membership()
+                        ),
+                    );
+                }
                 i
             });
             if l != i {
@@ -1080,15 +1216,25 @@ impl Cluster {
                         }
                     }
                     None => {
-                        // First time anyone commits it: a majority must hold it durably.
-                        let holders = nodes.iter().filter(|n| n.disk.holds(idx, e.term)).count();
-                        if holders < nodes.len() / 2 + 1 {
+                        // First time anyone commits it: a majority of the
+                        // voters (of the committing node's configuration)
+                        // must hold it durably.
+                        let config = raft.membership();
+                        let voters: Vec<usize> = match opts_members {
+                            Some(_) => config.voter_ids().map(|v| v as usize).collect(),
+                            None => (0..nodes.len()).collect(),
+                        };
+                        let holders = voters
+                            .iter()
+                            .filter(|v| nodes[**v].disk.holds(idx, e.term))
+                            .count();
+                        if holders < voters.len() / 2 + 1 {
                             violation(
                                 now,
                                 format!(
-                                    "node {i} commits index {idx} (term {}) held by only {holders} of {} disks",
+                                    "node {i} commits index {idx} (term {}) held by only {holders} of {} voters' disks",
                                     e.term,
-                                    nodes.len()
+                                    voters.len()
                                 ),
                             );
                         }
@@ -1246,7 +1392,14 @@ impl Cluster {
                 }
             }
         }
-        (ready.messages, ready.answers)
+        let (conf, answers): (Vec<Answer>, Vec<Answer>) = ready
+            .answers
+            .into_iter()
+            .partition(|a| a.token >= CONF_TOKEN);
+        for a in conf {
+            self.conf_answers.insert(a.token, a.result.map_err(|e| e.0));
+        }
+        (ready.messages, answers)
     }
 
     // ----- observations for the scenarios -----
@@ -1495,17 +1648,31 @@ impl Cluster {
         for &i in &up {
             self.connect(i);
         }
+        // A removed node that never learnt it was removed (it was cut off)
+        // keeps running without the rest of the log: only members count.
+        let members = self.latest_membership();
+        let up: Vec<usize> = match self.opts.members {
+            Some(_) => up
+                .into_iter()
+                .filter(|i| members.contains(*i as NodeId))
+                .collect(),
+            None => up,
+        };
         let leader_down = self
             .opts
             .static_leader
             .is_some_and(|l| !self.is_up(l as usize));
-        if up.len() < self.opts.n / 2 + 1 || leader_down {
+        let voters = match self.opts.members {
+            Some(_) => self.latest_membership().voter_count(),
+            None => self.opts.n,
+        };
+        if up.len() < voters / 2 + 1 || leader_down {
             return; // nothing can commit
         }
         let want: Vec<(usize, ClientId)> = self
             .proposed
             .iter()
-            .filter(|(i, inc, _, g)| *g && self.is_up(*i) && self.nodes[*i].inc == *inc)
+            .filter(|(i, inc, _, g)| *g && up.contains(i) && self.nodes[*i].inc == *inc)
             .map(|(i, _, id, _)| (*i, *id))
             .collect();
         let missing = |c: &Cluster| -> Vec<(usize, ClientId)> {

@@ -163,4 +163,8 @@ scenario_tests!(
     snapshot_init,
     transfer_leader,
     transfer_times_out,
+    membership_changes,
+    membership_unreliable,
+    membership_partitioned,
+    single_server_bug,
 );

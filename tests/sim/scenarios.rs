@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use raftian::raft::{NodeId, Reply};
+
 use crate::cluster::{Cluster, ELECTION_WAIT, LIVENESS, MS, Options, Peers};
 
 /// A scenario gets its seed and how nodes mark their peers, and hands back
@@ -47,6 +49,10 @@ pub const ALL: &[(&str, Scenario)] = &[
     ("snapshot_init", snapshot_init),
     ("transfer_leader", transfer_leader),
     ("transfer_times_out", transfer_times_out),
+    ("membership_changes", membership_changes),
+    ("membership_unreliable", membership_unreliable),
+    ("membership_partitioned", membership_partitioned),
+    ("single_server_bug", single_server_bug),
 ];
 
 fn cluster(seed: u64, n: usize, peers: Peers) -> Cluster {
@@ -1134,5 +1140,197 @@ fn transfer_times_out(seed: u64, peers: Peers) -> Cluster {
     c.connect(target);
     let x = c.fresh();
     c.one(x, n, true);
+    c
+}
+
+// ----- membership (Ongaro's thesis chapter 4) -----
+
+/// `slots` node slots; the first `members` form the starting configuration.
+fn membership_cluster(seed: u64, slots: usize, members: usize, unreliable: bool) -> Cluster {
+    let mut opts = Options::new(slots, Peers::Rust);
+    opts.members = Some(members);
+    opts.unreliable = unreliable;
+    Cluster::new(seed, opts)
+}
+
+/// Ask the leader for a change until it is accepted and committed (a new
+/// leader refuses until it committed an entry of its term; a lost
+/// leadership fails the request).
+fn change(c: &mut Cluster, what: impl Fn(&mut Cluster, usize) -> u64) -> Reply {
+    change_or(c, what, None)
+}
+
+/// [`change`], where a retry refused because the first try did take effect
+/// (`already`: that refusal, and the answer it stands for) counts as done.
+fn change_or(
+    c: &mut Cluster,
+    what: impl Fn(&mut Cluster, usize) -> u64,
+    already: Option<(&str, Reply)>,
+) -> Reply {
+    for attempt in 0..40 {
+        let leader = c.check_one_leader();
+        let token = what(c, leader);
+        match c.wait_conf(token, LIVENESS) {
+            Some(Ok(r)) => return r,
+            Some(Err(e)) if attempt > 0 && already.as_ref().is_some_and(|(m, _)| e.contains(m)) => {
+                return already.expect("checked").1;
+            }
+            Some(Err(e)) if e.contains("retry") || e.contains("leader") => {
+                c.run_for(50 * MS);
+            }
+            other => panic!("membership change failed: {other:?}: {}", c.describe()),
+        }
+    }
+    panic!(
+        "LIVENESS: no membership change got through: {}",
+        c.describe()
+    )
+}
+
+/// Add a node and wait until it votes.
+fn join(c: &mut Cluster) -> usize {
+    let k = c.rng.next_u64();
+    let Reply::ServerAdded(id) = change(c, |c, l| c.add_server(l, k)) else {
+        panic!("add_server answered something else")
+    };
+    let id = id as usize;
+    c.boot_joiner(id);
+    // A learner that cannot keep up with the load is (rightly) never
+    // promoted: on a lossy network with small batches the clients pause.
+    let clients = c.clients_on();
+    if c.unreliable {
+        c.set_clients(false);
+    }
+    let voter = c.wait_for(3 * LIVENESS, |c| {
+        c.latest_membership().is_voter(id as NodeId)
+    });
+    assert!(voter, "node {id} never promoted: {}", c.describe());
+    c.set_clients(clients);
+    id
+}
+
+/// Remove node `id` (it stops once removed, as the runtime does).
+fn leave(c: &mut Cluster, id: usize) {
+    let done = Reply::ServerRemoved(id as NodeId);
+    let r = change_or(
+        c,
+        |c, l| c.remove_server(l, id as NodeId),
+        Some(("not a member", done)),
+    );
+    assert_eq!(r, done);
+    assert!(!c.latest_membership().contains(id as NodeId));
+    c.crash(id);
+}
+
+fn members_up(c: &Cluster) -> usize {
+    c.latest_membership()
+        .ids()
+        .filter(|i| c.is_up(*i as usize))
+        .count()
+}
+
+/// Two nodes join under load, a follower leaves, then the leader itself
+/// leaves (it hands over once its removal is committed); a node rejoins
+/// with a freed id (its session starts over).
+fn membership_scenario(seed: u64, unreliable: bool) -> Cluster {
+    let mut c = membership_cluster(seed, 6, 3, unreliable);
+    c.set_clients(true);
+    let a = join(&mut c);
+    let b = join(&mut c);
+    assert_eq!((a, b), (3, 4), "the next free ids");
+    let leader = c.check_one_leader();
+    let follower = (0..6)
+        .find(|i| *i != leader && c.latest_membership().contains(*i as NodeId))
+        .expect("a follower");
+    leave(&mut c, follower);
+    let leader = c.check_one_leader();
+    leave(&mut c, leader);
+    let next = c.check_one_leader();
+    assert_ne!(next, leader, "a removed leader does not lead on");
+    let again = join(&mut c);
+    assert!(again == follower || again == leader, "a freed id is reused");
+    c.set_clients(false);
+    let x = c.fresh();
+    let n = members_up(&c);
+    c.one(x, n, true);
+    c
+}
+
+fn membership_changes(seed: u64, _peers: Peers) -> Cluster {
+    membership_scenario(seed, false)
+}
+
+fn membership_unreliable(seed: u64, _peers: Peers) -> Cluster {
+    membership_scenario(seed, true)
+}
+
+/// A leader cut off with a minority takes a change it cannot commit; the
+/// majority elects another leader, whose change goes through; once healed
+/// the old one's entry is gone and everyone agrees.
+fn membership_partitioned(seed: u64, _peers: Peers) -> Cluster {
+    let mut c = membership_cluster(seed, 6, 5, false);
+    let x = c.fresh();
+    c.one(x, 5, true);
+    let old = c.check_one_leader();
+    let buddy = (old + 1) % 5;
+    let rest: Vec<usize> = (0..5).filter(|i| *i != old && *i != buddy).collect();
+    c.partition(&[vec![old, buddy, 5], rest.clone()]);
+    let stale = c.add_server(old, 1);
+    let took_over = c.wait_for(LIVENESS, |c| c.leader().is_some_and(|l| rest.contains(&l)));
+    assert!(took_over, "the majority elects a leader: {}", c.describe());
+    let done = Reply::ServerRemoved(buddy as NodeId);
+    let remove = |c: &mut Cluster, _| {
+        let l = c.leader().filter(|l| rest.contains(l)).unwrap_or(rest[0]);
+        c.remove_server(l, buddy as NodeId)
+    };
+    let r = change_or(&mut c, remove, Some(("not a member", done)));
+    assert_eq!(r, Reply::ServerRemoved(buddy as NodeId));
+    c.crash(buddy);
+    c.heal();
+    let answered = c.wait_for(LIVENESS, |c| c.conf_result(stale).is_some());
+    assert!(answered, "the stale change gets an answer");
+    assert!(
+        c.conf_result(stale).is_some_and(|r| r.is_err()),
+        "a change of a deposed leader is not reported done: {:?}",
+        c.conf_result(stale)
+    );
+    assert!(!c.latest_membership().contains(5), "its entry was dropped");
+    let x = c.fresh();
+    c.one(x, 4, true);
+    c
+}
+
+/// The single-server bug sequence (Ongaro, raft-dev 2015): a leader's
+/// uncommitted change reaches only the new node, another leader is
+/// elected without it and changes the membership at once. With the fix
+/// (a change only after an entry of the leader's own term committed) the
+/// invariants hold; the simulation checks them after every step.
+fn single_server_bug(seed: u64, _peers: Peers) -> Cluster {
+    let mut c = membership_cluster(seed, 5, 4, false);
+    let x = c.fresh();
+    c.one(x, 4, true);
+    let old = c.check_one_leader();
+    // Node 4 joins as a learner; the leader can then reach only it.
+    let token = c.add_server(old, 1);
+    c.boot_joiner(4);
+    c.wait_for(LIVENESS, |c| c.conf_result(token).is_some());
+    let others: Vec<usize> = (0..4).filter(|i| *i != old).collect();
+    c.partition(&[vec![old, 4], others.clone()]);
+    let leader_elsewhere = c.wait_for(LIVENESS, |c| {
+        c.leader().is_some_and(|l| others.contains(&l))
+    });
+    assert!(leader_elsewhere, "{}", c.describe());
+    let new = c.leader().expect("checked");
+    // At once, before its no-op may have committed.
+    let early = c.remove_server(new, old as NodeId);
+    c.run_for(ELECTION_WAIT);
+    if let Some(Err(e)) = c.conf_result(early) {
+        assert!(e.contains("retry") || e.contains("leader"), "{e}");
+    }
+    c.heal();
+    c.run_for(ELECTION_WAIT);
+    let x = c.fresh();
+    let n = members_up(&c);
+    c.one(x, n.min(4), true);
     c
 }

@@ -7,9 +7,10 @@ use log::{debug, info, warn};
 
 use super::client::Proposal;
 use super::role::{LeaderState, Votes};
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::raft::progress::Progress;
-use crate::raft::quorum;
 
 impl Raft {
     /// `request_vote_rpc` / `pre_vote_rpc(term, candidate_id,
@@ -88,7 +89,8 @@ impl Raft {
             self.voted_for = Some(self.cfg.id);
             info!("node {} starts an election in term {term}", self.cfg.id);
         }
-        if quorum::has_majority(1, self.cfg.voters()) {
+        let me = self.cfg.id;
+        if self.voters_agree(|v| v == me) {
             return self.win(now, pre);
         }
         let req = VoteRequest {
@@ -98,7 +100,8 @@ impl Raft {
             last_log_term: self.log.last_term(),
             transfer,
         };
-        for to in self.cfg.peers.clone() {
+        let voters: Vec<NodeId> = self.membership().voter_ids().filter(|v| *v != me).collect();
+        for to in voters {
             let rpc = if pre {
                 Rpc::PreVote(req)
             } else {
@@ -138,7 +141,11 @@ impl Raft {
             }))
         );
         votes.record(from, granted);
-        if quorum::has_majority(votes.granted(), self.cfg.voters()) {
+        let won = match &self.role {
+            Role::PreCandidate(v) | Role::Candidate(v) => self.voters_agree(|id| v.granted_by(id)),
+            _ => false,
+        };
+        if won {
             self.win(now, pre);
         }
     }
@@ -157,15 +164,16 @@ impl Raft {
         self.leader_id = Some(self.cfg.id);
         let next = self.log.next_index();
         let progress = self
-            .cfg
-            .peers
-            .iter()
-            .map(|p| (*p, Progress::new(next, self.peer_kind(*p))))
+            .peers()
+            .into_iter()
+            .map(|p| (p, Progress::new(next, self.peer_kind(p))))
             .collect();
         self.role = Role::Leader(LeaderState {
             progress,
             quorum_check_at: now + self.cfg.election_timeout_min,
             transfer: None,
+            synced: self.log.config_key(self.commit_index),
+            catch_up: BTreeMap::new(),
         });
         // What this node forwarded and has not seen applied, it now
         // appends itself (copies of what the old leader did append are
@@ -191,6 +199,7 @@ impl Raft {
         if self.mode() != Mode::Follower {
             debug!("node {} becomes follower in term {term}", self.cfg.id);
         }
+        self.fail_waiting_changes();
         self.role = Role::follower();
         self.leader_id = leader.or(self.cfg.static_leader);
         self.reset_election_timer(now);
@@ -215,9 +224,10 @@ impl Raft {
     }
 
     fn validate_vote(&self, req: &VoteRequest) -> Result<(), InvalidRequest> {
-        if req.candidate_id == self.cfg.id || !self.cfg.peers.contains(&req.candidate_id) {
+        if req.candidate_id == self.cfg.id || !self.is_member(req.candidate_id) {
+            // A removed node (or a stranger) cannot disturb the cluster.
             return Err(InvalidRequest(format!(
-                "candidate_id {} is not a peer of node {}",
+                "candidate_id {} is not a member of node {}'s cluster",
                 req.candidate_id, self.cfg.id
             )));
         }

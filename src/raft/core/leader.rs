@@ -11,12 +11,13 @@ use super::pending::AppendSent;
 use super::role::LeaderState;
 use super::*;
 use crate::raft::progress::Progress;
-use crate::raft::quorum;
+use std::collections::BTreeSet;
 
 impl Raft {
     /// The leader's part of `service_actions`.
     pub(super) fn lead(&mut self, now: Duration) {
         // During a handover, commands wait for the next leader.
+        self.manage_membership(now);
         if !self.drive_transfer(now) {
             self.append_proposals(now);
         }
@@ -56,7 +57,14 @@ impl Raft {
     pub(super) fn append_proposals(&mut self, now: Duration) {
         let proposals = std::mem::take(&mut self.proposals);
         self.note_sent(proposals.iter().map(|p| &p.client), now);
+        let members = self.membership();
         for p in proposals {
+            if let Some(c) = p.client.filter(|c| !members.contains(c.node)) {
+                // A removed node's session ended with its removal: a late
+                // command of it could otherwise apply twice.
+                debug!("command {c} of a non-member dropped");
+                continue;
+            }
             if self.log.next_index() > WIRE_MAX {
                 warn!("log index would overflow the wire's 32-bit int: command dropped");
                 continue;
@@ -336,9 +344,7 @@ impl Raft {
 
     pub(super) fn maybe_commit(&mut self) {
         let Role::Leader(l) = &self.role else { return };
-        let mut matched: Vec<Option<u64>> = l.progress.values().map(Progress::matched).collect();
-        matched.push(self.log.last_index());
-        let Some(n) = quorum::committed_index(&mut matched) else {
+        let Some(n) = self.quorum_match(&l.progress) else {
             return;
         };
         if self.commit_index.is_some_and(|c| n <= c) {
@@ -351,21 +357,22 @@ impl Raft {
     }
 
     fn check_quorum(&mut self, now: Duration) {
-        let (min, voters, id) = (
-            self.cfg.election_timeout_min,
-            self.cfg.voters(),
-            self.cfg.id,
-        );
+        let (min, id) = (self.cfg.election_timeout_min, self.cfg.id);
         let Some(l) = self.leader() else { return };
         if now < l.quorum_check_at {
             return;
         }
         l.quorum_check_at = now + min;
-        let heard = l.progress.values_mut().map(Progress::take_active);
-        let active = 1 + heard.filter(|a| *a).count();
-        if !quorum::has_majority(active, voters) {
+        let heard: BTreeSet<NodeId> = l
+            .progress
+            .iter_mut()
+            .filter_map(|(p, pr)| pr.take_active().then_some(*p))
+            .chain([id])
+            .collect();
+        if !self.voters_agree(|v| heard.contains(&v)) {
             warn!(
-                "leader {id} heard from only {active} of {voters} nodes in an election timeout: steps down",
+                "leader {id} heard from only {} nodes in an election timeout, not a majority of the voters: steps down",
+                heard.len()
             );
             self.become_follower(self.term, None, now);
         }

@@ -21,10 +21,12 @@ use log::info;
 
 use super::dialect::PeerKind;
 use super::log::RaftLog;
+use super::membership::Membership;
 use super::sessions::SessionTable;
 use super::types::*;
 
 mod client;
+mod confchange;
 mod election;
 mod follower;
 mod forward;
@@ -46,8 +48,12 @@ pub const WIRE_MAX: u64 = i32::MAX as u64;
 #[derive(Clone, Debug)]
 pub struct RaftConfig {
     pub id: NodeId,
-    /// Every other node of the cluster.
+    /// Every other node of the cluster (all voters) when `members` is not
+    /// given.
     pub peers: Vec<NodeId>,
+    /// The starting configuration (the cluster file's; empty for a node
+    /// that joins). A configuration in the log or a snapshot replaces it.
+    pub members: Option<Arc<Membership>>,
     /// The paper's setup: this node is always the leader, no elections, and
     /// every node starts at term 1.
     pub static_leader: Option<NodeId>,
@@ -84,6 +90,7 @@ impl RaftConfig {
         RaftConfig {
             id,
             peers,
+            members: None,
             static_leader: None,
             heartbeat_interval: Duration::from_millis(50),
             election_timeout_min: Duration::from_millis(150),
@@ -100,8 +107,12 @@ impl RaftConfig {
         }
     }
 
-    fn voters(&self) -> usize {
-        self.peers.len() + 1
+    /// The starting configuration.
+    pub fn initial_members(&self) -> Arc<Membership> {
+        self.members.clone().unwrap_or_else(|| {
+            let ids = self.peers.iter().copied().chain([self.id]);
+            Arc::new(Membership::voters(ids))
+        })
     }
 
     fn elections(&self) -> bool {
@@ -139,6 +150,8 @@ pub struct Raft {
     snapshot_asked: Option<u64>,
     /// A snapshot arriving in chunks from the leader.
     install: Option<snapshot::Install>,
+    /// Callers of membership changes, until their change commits.
+    conf_waiters: Vec<confchange::ConfWaiter>,
     /// Said once that the log is kept whole for an original node.
     whole_log_noted: bool,
     /// Original nodes said once not to be servable after compaction.
@@ -175,18 +188,23 @@ impl Raft {
         log: Vec<Entry>,
         now: Duration,
     ) -> Result<Self, String> {
+        let initial = Some(cfg.initial_members());
         let Some(snap) = snapshot else {
-            let raft = Self::with_log(cfg, hard_state, RaftLog::new(log)?);
+            let mut log = RaftLog::new(log)?;
+            log.set_base_config(initial);
+            let raft = Self::with_log(cfg, hard_state, log);
             return Ok(raft.started(now));
         };
-        let (meta, sessions) = snapshot::parse_doc(&snap.data)?;
+        let (meta, sessions, config) = snapshot::parse_doc(&snap.data)?;
         if meta != snap.meta {
             return Err(format!(
                 "snapshot file says {:?}, its document {meta:?}",
                 snap.meta
             ));
         }
-        let mut raft = Self::with_log(cfg, hard_state, RaftLog::with_snapshot(meta, log)?);
+        let mut log = RaftLog::with_snapshot(meta, log)?;
+        log.set_base_config(config.or(initial));
+        let mut raft = Self::with_log(cfg, hard_state, log);
         raft.sessions = sessions;
         raft.commit_index = Some(meta.index);
         raft.last_applied = Some(meta.index);
@@ -212,6 +230,7 @@ impl Raft {
             pending_snapshot: None,
             snapshot_asked: None,
             install: None,
+            conf_waiters: Vec::new(),
             whole_log_noted: false,
             warned_original: Default::default(),
             hello_at: BTreeMap::new(),
@@ -231,7 +250,7 @@ impl Raft {
             Some(leader) => self.start_static(leader, now),
             None => {
                 self.reset_election_timer(now);
-                if self.cfg.peers.is_empty() {
+                if self.promotable() && self.peers().is_empty() {
                     self.campaign(now, false);
                 }
             }
@@ -341,6 +360,11 @@ impl Raft {
             Msg::Propose(commands) => self.take_commands(commands),
             Msg::PeerKind(peer, kind) => self.note_peer_kind(peer, kind),
             Msg::Snapshot { index, app } => self.take_snapshot(index, app),
+            Msg::Request { token, rpc, .. }
+                if matches!(rpc, Rpc::AddServer { .. } | Rpc::RemoveServer(_)) =>
+            {
+                self.request_conf_change(token, rpc);
+            }
             Msg::Request { token, from, rpc } => {
                 let result = self.step_request(now, from, rpc);
                 self.out.answers.push(Answer { token, result });
@@ -365,8 +389,11 @@ impl Raft {
         from: Option<NodeId>,
         rpc: Rpc,
     ) -> Result<Reply, InvalidRequest> {
-        // A sender we do not know is no sender: it gets no special trust.
-        let from = from.filter(|s| *s != self.cfg.id && self.cfg.peers.contains(s));
+        // A sender we do not know is no sender: it gets no special trust
+        // (a node still waiting for its first configuration trusts the
+        // header: it is how it learns who leads).
+        let joining = self.log.latest_config().is_none_or(|c| c.is_empty());
+        let from = from.filter(|s| *s != self.cfg.id && (joining || self.is_member(*s)));
         match rpc {
             Rpc::AppendEntries(req) => self.step_append(now, &req, from).map(Reply::Append),
             Rpc::RequestVote(req) => self.step_vote(now, &req, false).map(Reply::Vote),
@@ -377,6 +404,9 @@ impl Raft {
                 .step_timeout_now(now, term, from)
                 .map(Reply::TimeoutNow),
             Rpc::TransferLeader(target) => self.start_transfer(now, target).map(Reply::Transfer),
+            Rpc::AddServer { .. } | Rpc::RemoveServer(_) => {
+                unreachable!("membership requests are answered once committed")
+            }
         }
     }
 
@@ -496,7 +526,12 @@ impl Raft {
             self.lead(now);
         } else {
             if self.cfg.elections() && now >= self.election_deadline {
-                self.campaign(now, self.cfg.pre_vote);
+                if self.promotable() {
+                    self.campaign(now, self.cfg.pre_vote);
+                } else {
+                    // A learner, a removed node or one still joining waits.
+                    self.reset_election_timer(now);
+                }
             }
             self.forward(now);
         }
@@ -536,9 +571,15 @@ impl Raft {
             // everywhere.
             let duplicate = entry.client.is_some_and(|id| !self.sessions.admit(id));
             self.note_applied(entry.client);
+            if let Command::Config(c) = &entry.command {
+                // A removed node's session ends with it: its id may be
+                // given to a new node, whose commands start over from 1.
+                self.sessions.retain_nodes(|n| c.contains(n));
+            }
             self.out.committed.push(Committed { entry, duplicate });
         }
         self.last_applied = Some(last);
+        self.answer_committed_changes();
     }
 
     // ----- bookkeeping -----

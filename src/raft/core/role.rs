@@ -31,8 +31,8 @@ impl Votes {
         self.0.insert(from, granted);
     }
 
-    pub fn granted(&self) -> usize {
-        self.0.values().filter(|v| **v).count()
+    pub fn granted_by(&self, id: NodeId) -> bool {
+        self.0.get(&id) == Some(&true)
     }
 }
 
@@ -44,6 +44,11 @@ pub(super) struct LeaderState {
     pub quorum_check_at: Duration,
     /// A leadership transfer under way.
     pub transfer: Option<Transfer>,
+    /// `RaftLog::config_key` when `progress` last matched the members.
+    pub synced: (u64, usize),
+    /// Learners catching up: the index their current round must reach, and
+    /// when the round began.
+    pub catch_up: BTreeMap<NodeId, (u64, Duration)>,
 }
 
 #[derive(Debug)]

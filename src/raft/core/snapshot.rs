@@ -62,7 +62,11 @@ impl Raft {
     /// original node behind a compacted leader, the leader says it cannot
     /// serve it rather than send what it cannot take.
     fn can_compact(&mut self, now: Duration) -> bool {
-        if self.peer_kinds.len() < self.cfg.peers.len() {
+        if self
+            .peers()
+            .iter()
+            .any(|p| !self.peer_kinds.contains_key(p))
+        {
             self.greet_unknown_peers(now);
         }
         let leader = matches!(&self.role, Role::Leader(l)
@@ -86,7 +90,7 @@ impl Raft {
     /// changes nothing, and the answer shows the kind.
     fn greet_unknown_peers(&mut self, now: Duration) {
         let every = self.cfg.request_timeout;
-        for p in self.cfg.peers.clone() {
+        for p in self.peers() {
             let due = self.hello_at.get(&p).is_none_or(|t| now >= *t);
             if !self.peer_kinds.contains_key(&p) && due {
                 self.hello_at.insert(p, now + every);
@@ -99,11 +103,8 @@ impl Raft {
         if self.hello_at.is_empty() {
             return Duration::MAX; // no snapshot was due yet
         }
-        let unknown = self
-            .cfg
-            .peers
-            .iter()
-            .filter(|p| !self.peer_kinds.contains_key(p));
+        let peers = self.peers();
+        let unknown = peers.iter().filter(|p| !self.peer_kinds.contains_key(p));
         unknown
             .map(|p| self.hello_at.get(p).copied().unwrap_or(Duration::ZERO))
             .min()
@@ -130,7 +131,8 @@ impl Raft {
             return;
         }
         let meta = SnapshotMeta { index, term };
-        let data = build_doc(meta, &self.members(), &self.sessions, app);
+        let config = self.log.config_at(index).cloned().unwrap_or_default();
+        let data = build_doc(meta, &config, &self.sessions, app);
         self.log.compact_to(meta);
         info!(
             "node {}: snapshot at index {index} (term {term}), {} bytes; log compacted",
@@ -143,13 +145,6 @@ impl Raft {
     fn keep_snapshot(&mut self, snapshot: Snapshot) {
         self.pending_snapshot = Some(snapshot.clone());
         self.snapshot = Some(Arc::new(snapshot));
-    }
-
-    fn members(&self) -> Vec<NodeId> {
-        let mut m = self.cfg.peers.clone();
-        m.push(self.cfg.id);
-        m.sort_unstable();
-        m
     }
 
     /// The next chunk of our snapshot to a follower that needs it.
@@ -265,7 +260,9 @@ impl Raft {
                 req.term, req.last_index, req.last_term
             ));
         }
-        if !self.cfg.peers.contains(&req.leader_id) || from.is_some_and(|f| f != req.leader_id) {
+        // The leader may be a member this node has not heard of yet (it
+        // lags behind, or is joining): only the header must agree.
+        if req.leader_id == self.cfg.id || from.is_some_and(|f| f != req.leader_id) {
             return bad(format!("leader_id {} is not the sender", req.leader_id));
         }
         if let Some(l) = self.cfg.static_leader
@@ -313,7 +310,7 @@ impl Raft {
     /// Raft Figure 13: keep the snapshot, drop the log it covers (a suffix
     /// that agrees with it stays), and reset the state machine to it.
     fn finish_install(&mut self, install: Install) -> Result<(), InvalidRequest> {
-        let (meta, sessions) =
+        let (meta, sessions, config) =
             parse_doc(&install.data).map_err(|e| InvalidRequest(format!("snapshot: {e}")))?;
         if meta != install.meta {
             return Err(InvalidRequest(format!(
@@ -321,7 +318,7 @@ impl Raft {
                 meta.index, meta.term, install.meta.index, install.meta.term
             )));
         }
-        self.log.restore(meta);
+        self.log.restore(meta, config);
         self.sessions = sessions;
         self.commit_index = Some(meta.index);
         self.last_applied = Some(meta.index);
@@ -346,22 +343,29 @@ impl Raft {
     }
 }
 
+/// Raft's part of a snapshot: where it stands, the session table, the
+/// configuration.
+pub type DocParts = (SnapshotMeta, SessionTable, Option<Arc<Membership>>);
+
 /// The snapshot document: the runtime's part plus Raft's.
 fn build_doc(
     meta: SnapshotMeta,
-    members: &[NodeId],
+    config: &Membership,
     sessions: &SessionTable,
     mut doc: Map<String, Value>,
 ) -> Vec<u8> {
     doc.insert("lastIndex".into(), meta.index.into());
     doc.insert("lastTerm".into(), meta.term.into());
-    doc.insert("lastConfig".into(), members.into());
+    let config = serde_json::to_value(config).expect("a configuration serializes");
+    doc.insert("lastConfig".into(), config);
     doc.insert("sessions".into(), sessions.to_json());
     serde_json::to_vec(&Value::Object(doc)).expect("JSON values serialize")
 }
 
-/// Raft's part of a snapshot document.
-pub fn parse_doc(data: &[u8]) -> Result<(SnapshotMeta, SessionTable), String> {
+/// Raft's part of a snapshot document. `lastConfig` is `None` in a
+/// snapshot written before membership could change (a list of ids): the
+/// cluster file's configuration stands.
+pub fn parse_doc(data: &[u8]) -> Result<DocParts, String> {
     let doc: Value = serde_json::from_slice(data).map_err(|e| format!("not JSON: {e}"))?;
     let num = |k: &str| {
         doc.get(k)
@@ -373,5 +377,13 @@ pub fn parse_doc(data: &[u8]) -> Result<(SnapshotMeta, SessionTable), String> {
         term: num("lastTerm")?,
     };
     let sessions = doc.get("sessions").ok_or("no 'sessions'")?;
-    Ok((meta, SessionTable::from_json(sessions)?))
+    let config = match doc.get("lastConfig") {
+        Some(c @ Value::Object(_)) => {
+            let m: Membership =
+                serde_json::from_value(c.clone()).map_err(|e| format!("lastConfig: {e}"))?;
+            Some(Arc::new(Membership::new(m.members().to_vec())?))
+        }
+        _ => None,
+    };
+    Ok((meta, SessionTable::from_json(sessions)?, config))
 }

@@ -27,21 +27,23 @@ impl Raft {
             return refuse("static-leader mode: the leader does not change".into());
         }
         let timeout = self.cfg.election_timeout_max;
+        let members = self.membership();
         let Role::Leader(l) = &mut self.role else {
             return refuse(format!("not the leader (node {:?} leads)", self.leader_id));
         };
         if l.transfer.is_some() {
             return refuse("a leadership transfer is already under way".into());
         }
-        let rust = |p: &&Progress| p.kind() == PeerKind::Rust;
+        // Only a Rust voter can lead: learners do not campaign.
+        let rust = |id: NodeId, p: &Progress| p.kind() == PeerKind::Rust && members.is_voter(id);
         let target = match target {
-            Some(t) if l.progress.get(&t).is_some_and(|p| rust(&p)) => t,
+            Some(t) if l.progress.get(&t).is_some_and(|p| rust(t, p)) => t,
             Some(t) => return refuse(format!("node {t} is not a Rust member that can lead")),
             // The most up-to-date voter (ties: the lowest id).
             None => match l
                 .progress
                 .iter()
-                .filter(|(_, p)| rust(p))
+                .filter(|(id, p)| rust(**id, p))
                 .max_by_key(|(id, p)| (p.matched(), std::cmp::Reverse(**id)))
             {
                 Some((id, _)) => *id,
@@ -77,6 +79,11 @@ impl Raft {
                 self.cfg.id, t.target
             );
             l.transfer = None;
+            if !self.promotable() {
+                // Removed: it may not lead on.
+                self.become_follower(self.term, None, now);
+                return true;
+            }
             return false;
         }
         let caught_up = l
@@ -113,7 +120,11 @@ impl Raft {
             return Err(InvalidRequest(format!("term {term} is out of range")));
         }
         let from_leader = from.is_some() && from == self.leader_id;
-        if term == self.term && from_leader && self.mode() == Mode::Follower && self.cfg.elections()
+        if term == self.term
+            && from_leader
+            && self.mode() == Mode::Follower
+            && self.cfg.elections()
+            && self.promotable()
         {
             info!("node {}: asked to take over: campaigning", self.cfg.id);
             self.campaign_transfer(now);
