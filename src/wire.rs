@@ -119,7 +119,7 @@ fn config_from(s: &BTreeMap<String, Value>) -> Result<Command, Fault> {
     };
     let m: Membership = serde_json::from_str(json.as_str())
         .map_err(|e| bad_args(format!("bad configuration: {e}")))?;
-    let m = Membership::new(m.members().to_vec()).map_err(bad_args)?;
+    let m = m.checked().map_err(bad_args)?;
     Ok(Command::Config(Arc::new(m)))
 }
 

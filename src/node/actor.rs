@@ -99,6 +99,8 @@ pub struct Actor {
     membership: Arc<Membership>,
     /// A committed configuration no longer has this node: it stops.
     removed: bool,
+    /// This node was in a configuration applied here (or started in one).
+    was_member: bool,
     /// `click_wait` callers, by the seq their click got in our session.
     click_waiters: HashMap<u64, oneshot::Sender<()>>,
 }
@@ -160,6 +162,7 @@ impl Actor {
             state,
         } = parts;
         Actor {
+            was_member: raft.applied_membership().contains(raft.id()),
             raft,
             storage,
             storage_blocks,
@@ -473,7 +476,11 @@ impl Actor {
                     let ids: Vec<u64> = m.ids().collect();
                     self.state.set_members(&ids);
                     self.orders.members(ids);
-                    if !m.contains(self.raft.id()) {
+                    // A joining node applies configurations from before it
+                    // joined: only one without it after one with it is a removal.
+                    if m.contains(self.raft.id()) {
+                        self.was_member = true;
+                    } else if self.was_member {
                         self.removed = true;
                     }
                 }

@@ -46,12 +46,14 @@ impl Peers {
         Ok(peers)
     }
 
-    /// Where each peer is (the membership changed).
+    /// Where each peer is (the membership changed). Peers not named keep
+    /// their address: a removed node still gets the heartbeats that tell
+    /// it its removal is committed.
     pub fn set_addrs(
         &mut self,
         addrs: impl IntoIterator<Item = (NodeId, String)>,
     ) -> Result<(), String> {
-        self.urls = addrs
+        let new: HashMap<NodeId, reqwest::Url> = addrs
             .into_iter()
             .map(|(id, addr)| {
                 reqwest::Url::parse(&format!("http://{addr}/RPC2"))
@@ -59,6 +61,7 @@ impl Peers {
                     .map_err(|e| format!("node {id} has a bad addr '{addr}': {e}"))
             })
             .collect::<Result<_, _>>()?;
+        self.urls.extend(new);
         Ok(())
     }
 

@@ -98,6 +98,11 @@ impl RaftLog {
             .or(self.base_config.as_ref())
     }
 
+    /// The configuration in force before the first entry held.
+    pub fn base_config(&self) -> Option<&Arc<Membership>> {
+        self.base_config.as_ref()
+    }
+
     /// The index of the latest configuration entry, if one is held.
     pub fn latest_config_index(&self) -> Option<u64> {
         self.configs.last().map(|(i, _)| *i)

@@ -33,6 +33,11 @@ pub struct Member {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Membership {
     members: Vec<Member>,
+    /// The highest id ever a member: ids are never given twice, so a
+    /// removed node that comes back with old commands is never taken for
+    /// the node that got its id.
+    #[serde(default)]
+    max_id: NodeId,
 }
 
 /// A single-server change (thesis 4.1): each one moves a configuration to
@@ -50,12 +55,22 @@ impl Membership {
     /// Members in any order; fails on a repeated id, name or address.
     pub fn new(mut members: Vec<Member>) -> Result<Self, String> {
         members.sort_by_key(|m| m.id);
-        let m = Membership { members };
+        let max_id = members.iter().map(|m| m.id).max().unwrap_or(0);
+        let m = Membership { members, max_id };
         for (i, a) in m.members.iter().enumerate() {
             if let Some(b) = m.members[i + 1..].iter().find(|b| clash(a, b)) {
                 return Err(format!("members {} and {} clash: {a} / {b}", a.id, b.id));
             }
         }
+        Ok(m)
+    }
+
+    /// A configuration as it arrived (wire, snapshot): checked like
+    /// [`Membership::new`], keeping its record of ids given.
+    pub fn checked(self) -> Result<Self, String> {
+        let max_id = self.max_id;
+        let mut m = Membership::new(self.members)?;
+        m.max_id = m.max_id.max(max_id);
         Ok(m)
     }
 
@@ -106,9 +121,10 @@ impl Membership {
         self.members.iter().filter(|m| !m.voter).map(|m| m.id)
     }
 
-    /// The lowest player id (1-15) no member has.
+    /// The next id never given (1-15; `None`: the board is full).
     pub fn next_free_id(&self) -> Option<NodeId> {
-        (1..=MAX_PLAYER_ID).find(|id| !self.contains(*id))
+        let next = self.max_id + 1;
+        (next <= MAX_PLAYER_ID).then_some(next.max(1))
     }
 
     /// The member with this address, if any.
@@ -144,7 +160,9 @@ impl Membership {
                 members.remove(pos);
             }
         }
-        Membership::new(members)
+        let mut next = Membership::new(members)?;
+        next.max_id = next.max_id.max(self.max_id);
+        Ok(next)
     }
 }
 
@@ -197,8 +215,9 @@ mod tests {
         assert_eq!(c.voter_count(), 3);
         let c = c.apply(&ConfChange::Promote(3)).unwrap();
         assert_eq!(c.voter_ids().collect::<Vec<_>>(), [0, 1, 2, 3]);
-        let c = c.apply(&ConfChange::Remove(0)).unwrap();
-        assert_eq!(c.ids().collect::<Vec<_>>(), [1, 2, 3]);
+        let c = c.apply(&ConfChange::Remove(3)).unwrap();
+        assert_eq!(c.ids().collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(c.next_free_id(), Some(4), "ids are never given twice");
     }
 
     #[test]

@@ -506,7 +506,7 @@ impl Cluster {
         } else {
             self.opts.snapshot_entries.expect("set in new")
         };
-        cfg.snapshot_chunk = 16 + self.rng.below(4096) as usize;
+        cfg.snapshot_chunk = 64 + self.rng.below(4096) as usize;
         // A fresh clock origin for this incarnation, 0-100 s before boot.
         self.nodes[i].clock_base = self.rng.below(100_000 * MS) as i64 - self.now as i64;
         let disk = &self.nodes[i].disk;

@@ -40,6 +40,16 @@ impl Raft {
         self.log.latest_config().cloned().unwrap_or_default()
     }
 
+    /// The configuration in force at the last applied entry (what the
+    /// state machine has seen).
+    pub fn applied_membership(&self) -> Arc<Membership> {
+        let c = match self.last_applied {
+            Some(a) => self.log.config_at(a),
+            None => self.log.base_config(),
+        };
+        c.cloned().unwrap_or_default()
+    }
+
     /// Every other member of the latest configuration.
     pub(super) fn peers(&self) -> Vec<NodeId> {
         let id = self.cfg.id;
@@ -85,13 +95,13 @@ impl Raft {
 
     /// `add_server_rpc` / `remove_server_rpc`: the answer comes once the
     /// change is committed (or now, if it is refused).
-    pub(super) fn request_conf_change(&mut self, token: u64, req: Rpc) {
+    pub(super) fn request_conf_change(&mut self, now: Duration, token: u64, req: Rpc) {
         if let Some(id) = self.already_added(&req) {
             // The same node asking again (its first answer was lost).
             let result = Ok(Reply::ServerAdded(id));
             return self.out.answers.push(Answer { token, result });
         }
-        match self.start_conf_change(req) {
+        match self.start_conf_change(now, req) {
             Ok((index, reply)) => self.conf_waiters.push(ConfWaiter {
                 token,
                 index,
@@ -115,13 +125,20 @@ impl Raft {
         (m.name == *name).then_some(m.id)
     }
 
-    fn start_conf_change(&mut self, req: Rpc) -> Result<(u64, Reply), InvalidRequest> {
+    fn start_conf_change(
+        &mut self,
+        now: Duration,
+        req: Rpc,
+    ) -> Result<(u64, Reply), InvalidRequest> {
         self.check_can_change()?;
         let current = self.membership();
         let (change, reply) = match req {
             Rpc::AddServer { name, addr } => self.add_change(&current, name, addr)?,
             Rpc::RemoveServer(r) => {
                 let id = resolve(&current, &r)?;
+                if id == self.cfg.id {
+                    return Err(self.hand_over_to_leave(now));
+                }
                 (ConfChange::Remove(id), Reply::ServerRemoved(id))
             }
             other => unreachable!("not a membership request: {other:?}"),
@@ -129,6 +146,19 @@ impl Raft {
         let next = current.apply(&change).map_err(InvalidRequest)?;
         let index = self.append_config(next);
         Ok((index, reply))
+    }
+
+    /// The leader is asked to remove itself: it hands over first, and the
+    /// next leader removes it (a leader never counts itself out of its own
+    /// majority: with two voters that could leave nobody electable).
+    fn hand_over_to_leave(&mut self, now: Duration) -> InvalidRequest {
+        match self.start_transfer(now, None) {
+            Ok(t) => InvalidRequest(format!(
+                "node {} leads: it hands over to node {t} first; retry the removal there",
+                self.cfg.id
+            )),
+            Err(e) => InvalidRequest(format!("the leader cannot hand over: {e}; retry shortly")),
+        }
     }
 
     fn add_change(
@@ -175,7 +205,10 @@ impl Raft {
             ));
         }
         if l.transfer.is_some() {
-            return refuse("a leadership transfer is under way".into());
+            return refuse("a leadership transfer is under way: retry shortly".into());
+        }
+        if !self.promotable() {
+            return refuse("this leader was removed and is handing over: retry shortly".into());
         }
         if self.change_pending() {
             return refuse(
@@ -283,6 +316,30 @@ impl Raft {
         None
     }
 
+    /// Stop replicating to removed nodes that know their removal is
+    /// committed, or had their time.
+    fn drop_departed(&mut self, now: Duration) {
+        let Some(removal) = self.log.latest_config_index() else {
+            return;
+        };
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        let done: Vec<NodeId> = l
+            .departing
+            .iter()
+            .filter(|(p, deadline)| {
+                let told = l.progress.get(p).and_then(Progress::commit_sent);
+                now >= **deadline || told.is_some_and(|c| c >= removal)
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for p in done {
+            l.departing.remove(&p);
+            l.progress.remove(&p);
+        }
+    }
+
     /// Removed by a committed change: hand over to the most up-to-date
     /// voter, or step down if none can take over.
     fn leave_leadership(&mut self, now: Duration) {
@@ -295,7 +352,8 @@ impl Raft {
     /// One progress per member of the latest configuration, and of the
     /// committed one while a change is pending (a node being removed still
     /// gets the entry that removes it).
-    fn sync_progress(&mut self, _now: Duration) {
+    fn sync_progress(&mut self, now: Duration) {
+        self.drop_departed(now);
         let key = self.log.config_key(self.commit_index);
         let latest = self.log.latest_config().cloned();
         let committed = self
@@ -317,7 +375,14 @@ impl Raft {
             .flat_map(|c| c.ids())
             .filter(|p| *p != id)
             .collect();
-        l.progress.retain(|p, _| targets.contains(p));
+        // A removed node keeps getting heartbeats for a while, so that it
+        // learns its removal is committed (and stops) rather than linger.
+        let linger = now + 2 * self.cfg.election_timeout_max;
+        for p in l.progress.keys() {
+            if !targets.contains(p) {
+                l.departing.entry(*p).or_insert(linger);
+            }
+        }
         for t in targets {
             let kind = kinds.get(&t).copied().unwrap_or(PeerKind::Original);
             l.progress

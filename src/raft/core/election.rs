@@ -174,6 +174,7 @@ impl Raft {
             transfer: None,
             synced: self.log.config_key(self.commit_index),
             catch_up: BTreeMap::new(),
+            departing: BTreeMap::new(),
         });
         // What this node forwarded and has not seen applied, it now
         // appends itself (copies of what the old leader did append are

@@ -363,7 +363,7 @@ impl Raft {
             Msg::Request { token, rpc, .. }
                 if matches!(rpc, Rpc::AddServer { .. } | Rpc::RemoveServer(_)) =>
             {
-                self.request_conf_change(token, rpc);
+                self.request_conf_change(now, token, rpc);
             }
             Msg::Request { token, from, rpc } => {
                 let result = self.step_request(now, from, rpc);
@@ -392,8 +392,15 @@ impl Raft {
         // A sender we do not know is no sender: it gets no special trust
         // (a node still waiting for its first configuration trusts the
         // header: it is how it learns who leads).
+        // A leader of a current term may be a member this node has not
+        // heard of yet (it lags behind, or has just applied its removal).
         let joining = self.log.latest_config().is_none_or(|c| c.is_empty());
-        let from = from.filter(|s| *s != self.cfg.id && (joining || self.is_member(*s)));
+        let leads = match &rpc {
+            Rpc::AppendEntries(a) => a.term >= self.term && self.cfg.elections(),
+            Rpc::InstallSnapshot(i) => i.term >= self.term && self.cfg.elections(),
+            _ => false,
+        };
+        let from = from.filter(|s| *s != self.cfg.id && (joining || leads || self.is_member(*s)));
         match rpc {
             Rpc::AppendEntries(req) => self.step_append(now, &req, from).map(Reply::Append),
             Rpc::RequestVote(req) => self.step_vote(now, &req, false).map(Reply::Vote),

@@ -49,6 +49,8 @@ pub(super) struct LeaderState {
     /// Learners catching up: the index their current round must reach, and
     /// when the round began.
     pub catch_up: BTreeMap<NodeId, (u64, Duration)>,
+    /// Removed nodes still sent heartbeats, until this time.
+    pub departing: BTreeMap<NodeId, Duration>,
 }
 
 #[derive(Debug)]

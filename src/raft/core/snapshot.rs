@@ -47,7 +47,10 @@ impl Raft {
             Some(s) => s.index + 1,
             None => self.log.first_index().unwrap_or(0),
         };
-        if (applied + 1).saturating_sub(base) < every || !self.can_compact(now) {
+        // A joining node holds entries from before it knew any configuration:
+        // a snapshot there would record none.
+        let known = self.log.config_at(applied).is_some_and(|c| !c.is_empty());
+        if (applied + 1).saturating_sub(base) < every || !known || !self.can_compact(now) {
             return;
         }
         self.snapshot_asked = Some(applied);
@@ -381,7 +384,7 @@ pub fn parse_doc(data: &[u8]) -> Result<DocParts, String> {
         Some(c @ Value::Object(_)) => {
             let m: Membership =
                 serde_json::from_value(c.clone()).map_err(|e| format!("lastConfig: {e}"))?;
-            Some(Arc::new(Membership::new(m.members().to_vec())?))
+            Some(Arc::new(m.checked()?))
         }
         _ => None,
     };
