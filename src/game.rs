@@ -86,7 +86,9 @@ impl fmt::Display for ClickRefused {
             // and tests and the Python client match on it.
             ClickRefused::AlreadyDead(p) => write!(f, "Player {p} already dead"),
             ClickRefused::RoundOver(end) => write!(f, "Round over: {end}"),
-            ClickRefused::NotPlaying(p) => write!(f, "Player {p} is not playing"),
+            ClickRefused::NotPlaying(p) => {
+                write!(f, "unknown player {p}: no such player on the board")
+            }
         }
     }
 }

@@ -161,7 +161,7 @@ impl Actor {
             trace,
             state,
         } = parts;
-        Actor {
+        let mut actor = Actor {
             was_member: raft.applied_membership().contains(raft.id()),
             raft,
             storage,
@@ -181,7 +181,9 @@ impl Actor {
             membership: Arc::new(Membership::default()),
             removed: false,
             click_waiters: HashMap::new(),
-        }
+        };
+        actor.sync_members();
+        actor
     }
 
     fn now(&self) -> Duration {

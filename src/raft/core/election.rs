@@ -228,7 +228,7 @@ impl Raft {
         if req.candidate_id == self.cfg.id || !self.is_member(req.candidate_id) {
             // A removed node (or a stranger) cannot disturb the cluster.
             return Err(InvalidRequest(format!(
-                "candidate_id {} is not a member of node {}'s cluster",
+                "candidate_id {} is not a peer of node {} (not in its configuration)",
                 req.candidate_id, self.cfg.id
             )));
         }
