@@ -35,6 +35,13 @@ pub struct NodeEntry {
     pub addr: String,
     #[serde(default)]
     pub log: Vec<(u64, u64, CommandValue)>,
+    /// The node's ed25519 public key, base64 (`raftian keygen` prints it).
+    /// All nodes have one, or none does.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// An original Python node (it cannot sign: no keys beside it).
+    #[serde(default)]
+    pub original: bool,
 }
 
 impl NodeEntry {
@@ -113,6 +120,7 @@ impl ClusterConfig {
                 .map_err(|e| format!("node {}'s log: {e}", n.id))?;
         }
         self.try_membership()?;
+        self.check_keys()?;
         if let Some(l) = self.leader
             && !ids.contains(&l)
         {
@@ -124,6 +132,42 @@ impl ClusterConfig {
             return Err("election_timeout_ms must be [min, max] with 0 < min <= max".into());
         }
         Ok(())
+    }
+
+    /// Keys for all or for none, well formed, never beside an original node.
+    fn check_keys(&self) -> Result<(), String> {
+        let keyed = self.nodes.iter().filter(|n| n.public_key.is_some()).count();
+        if keyed == 0 {
+            return Ok(());
+        }
+        if keyed < self.nodes.len() {
+            let bare: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|n| n.public_key.is_none())
+                .map(|n| n.name.clone())
+                .collect();
+            return Err(format!(
+                "some nodes have a public_key and {} do not: give every node one (raftian keygen), or none",
+                bare.join(", ")
+            ));
+        }
+        if let Some(n) = self.nodes.iter().find(|n| n.original) {
+            return Err(format!(
+                "{} is an original Python node, which cannot sign: an authenticated cluster cannot have one",
+                n.name
+            ));
+        }
+        for n in &self.nodes {
+            let k = n.public_key.as_deref().unwrap_or_default();
+            crate::keys::parse_public(k).map_err(|e| format!("node {}: {e}", n.name))?;
+        }
+        Ok(())
+    }
+
+    /// Does every node have a public key?
+    pub fn authenticated(&self) -> bool {
+        self.nodes.iter().all(|n| n.public_key.is_some())
     }
 
     /// A cluster of these nodes with every setting at its default (a node
@@ -155,6 +199,7 @@ impl ClusterConfig {
             name: n.name.clone(),
             addr: n.addr.clone(),
             voter: true,
+            public_key: n.public_key.clone(),
         });
         Membership::new(members.collect())
     }

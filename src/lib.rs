@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod config;
 pub mod game;
+pub mod keys;
 pub mod logfile;
 pub mod node;
 pub mod queues;

@@ -31,6 +31,16 @@ enum Cmd {
     Bench(raftian::bench::BenchArgs),
     /// Remove a node from its cluster for good (`remove_server_rpc`).
     Leave(LeaveArgs),
+    /// Make this node's ed25519 key pair (kept, never replaced) and print
+    /// its public key for the cluster file.
+    Keygen(KeygenArgs),
+}
+
+#[derive(clap::Args)]
+struct KeygenArgs {
+    /// The node's data dir (the key goes to <data-dir>/node.key, mode 0600).
+    #[arg(long)]
+    data_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -44,6 +54,9 @@ struct LeaveArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
+    /// In a cluster with keys: a member's data dir, whose key signs the call.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -65,6 +78,10 @@ struct NodeArgs {
     /// A joining node's address (`HOST:PORT`), where the others reach it.
     #[arg(long)]
     addr: Option<String>,
+    /// In a cluster with keys: the data dir of the member who lets this
+    /// node join (its key signs the request).
+    #[arg(long, requires = "join")]
+    sponsor_data_dir: Option<PathBuf>,
     /// No window: read clicks from stdin, one player id (1-4) a line.
     #[arg(long)]
     headless: bool,
@@ -97,6 +114,7 @@ fn main() -> ExitCode {
         Cmd::Dots(a) => raftian::bench::dots::run(&a),
         Cmd::Bench(a) => raftian::bench::run(&a),
         Cmd::Leave(a) => run_leave(&a),
+        Cmd::Keygen(a) => run_keygen(&a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,7 +137,11 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
                 .data_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("data").join(&name));
-            (node::join::options(via, &name, &addr, &dir)?, name)
+            let sponsor = a.sponsor_data_dir.as_deref();
+            (
+                node::join::options(via, (&name, &addr), &dir, sponsor)?,
+                name,
+            )
         }
         (None, Some(config), Some(id)) => {
             let cluster = ClusterConfig::load(config)?;
@@ -223,14 +245,13 @@ fn run_leave(a: &LeaveArgs) -> Result<(), String> {
     let via = a.via.as_deref().unwrap_or(&a.addr);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(a.timeout_secs);
     let params = vec![dxr::Value::String(a.addr.clone())];
+    let signer = signer_from(a.data_dir.as_deref(), via)?;
     loop {
         let wait = deadline.saturating_duration_since(std::time::Instant::now());
-        match node::client::call(
-            via,
-            "remove_server_rpc",
-            params.clone(),
-            wait.max(std::time::Duration::from_secs(1)),
-        ) {
+        let wait = wait.max(std::time::Duration::from_secs(1));
+        let params = params.clone();
+        let call = node::client::call_as(signer.as_ref(), via, "remove_server_rpc", params, wait);
+        match call {
             Ok(v) => {
                 let id = match v {
                     dxr::Value::Integer(id) => id.to_string(),
@@ -246,6 +267,34 @@ fn run_leave(a: &LeaveArgs) -> Result<(), String> {
             Err(e) => return Err(format!("{via}: {e}")),
         }
     }
+}
+
+/// The member key in `data_dir`, if given, as a signer for calls to `addr`.
+fn signer_from(
+    data_dir: Option<&std::path::Path>,
+    addr: &str,
+) -> Result<Option<node::client::Signer>, String> {
+    let Some(dir) = data_dir else {
+        return Ok(None);
+    };
+    let key = raftian::keys::load(dir)?
+        .ok_or_else(|| format!("{} has no key (raftian keygen)", dir.display()))?;
+    let timeout = std::time::Duration::from_secs(10);
+    node::client::Signer::find(addr, key, timeout).map(Some)
+}
+
+/// `raftian keygen --data-dir D`: print the node's public key (made now,
+/// or the one it has).
+fn run_keygen(a: &KeygenArgs) -> Result<(), String> {
+    let (key, made) = raftian::keys::keygen(&a.data_dir)?;
+    let path = raftian::keys::key_path(&a.data_dir);
+    if made {
+        eprintln!("new key in {} (keep it private)", path.display());
+    } else {
+        eprintln!("{} already holds a key: kept", path.display());
+    }
+    println!("{}", raftian::keys::public_b64(&key));
+    Ok(())
 }
 
 fn log_outcome(outcome: OrderOutcome) {

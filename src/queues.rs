@@ -226,6 +226,8 @@ pub struct NodeStatus {
     /// The cluster's members as this node knows them (shared: the status
     /// is published every loop turn).
     pub members: Arc<[Member]>,
+    /// SHA-256 chained over the applied entries (hex).
+    pub state_digest: String,
 }
 
 /// A member of the cluster, as `status()` lists it.
@@ -236,6 +238,8 @@ pub struct Member {
     pub addr: String,
     /// Counts in elections and commits (every member, until learners).
     pub voter: bool,
+    /// Its ed25519 public key (base64), in an authenticated cluster.
+    pub public_key: Option<String>,
 }
 
 /// Latest [`NodeStatus`], published by the runtime after every change.

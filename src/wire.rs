@@ -333,8 +333,14 @@ pub fn rpc_params(rpc: &Rpc) -> Result<Vec<Value>, String> {
         ],
         Rpc::TimeoutNow { term } => vec![int(*term, "term")?],
         Rpc::TransferLeader(target) => vec![opt_int(*target, "target")?],
-        Rpc::AddServer { name, addr } => {
-            vec![Value::String(name.clone()), Value::String(addr.clone())]
+        Rpc::AddServer {
+            name,
+            addr,
+            public_key,
+        } => {
+            let mut p = vec![Value::String(name.clone()), Value::String(addr.clone())];
+            p.extend(public_key.clone().map(Value::String));
+            p
         }
         Rpc::RemoveServer(ServerRef::Id(id)) => vec![int(*id, "id")?],
         Rpc::RemoveServer(ServerRef::Addr(a)) => vec![Value::String(a.clone())],
@@ -351,10 +357,18 @@ pub fn transfer_from_params(params: &[Value]) -> Result<Option<u64>, Fault> {
 /// Parse `add_server_rpc(name, addr)`: a plain name and a `host:port`
 /// address.
 pub fn add_server_from_params(params: &[Value]) -> Result<Rpc, Fault> {
-    expect_count(params, 2, "add_server_rpc")?;
-    let (Value::String(name), Value::String(addr)) = (&params[0], &params[1]) else {
-        return Err(bad_args("add_server_rpc takes two strings: name, addr"));
+    let (name, addr, key) = match params {
+        [Value::String(n), Value::String(a)] => (n, a, None),
+        [Value::String(n), Value::String(a), Value::String(k)] => (n, a, Some(k.clone())),
+        _ => {
+            return Err(bad_args(
+                "add_server_rpc takes two or three strings: name, addr[, public_key]",
+            ));
+        }
     };
+    if let Some(k) = &key {
+        crate::keys::parse_public(k).map_err(bad_args)?;
+    }
     if name.is_empty() || name.len() > 64 || name.contains(['/', '\\']) {
         return Err(bad_args("the name must be 1-64 characters without slashes"));
     }
@@ -363,6 +377,7 @@ pub fn add_server_from_params(params: &[Value]) -> Result<Rpc, Fault> {
     Ok(Rpc::AddServer {
         name: name.clone(),
         addr: addr.clone(),
+        public_key: key,
     })
 }
 

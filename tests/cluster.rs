@@ -261,6 +261,23 @@ fn a_follower_back_on_an_empty_data_dir_catches_up_by_snapshot() {
             .all(|a| hp(a) == [70, 70, 100, 100])
             .then_some(())
     });
+    // The node restored from a snapshot shows the same state digest as the
+    // nodes that applied every entry (once all applied as far).
+    let digest = |a: &String| {
+        let s = status(a).ok()?;
+        Some((
+            s.get("last_applied").and_then(int)?,
+            text(s.get("state_digest")?),
+        ))
+    };
+    wait_for(
+        "the same state digest everywhere",
+        Duration::from_secs(10),
+        || {
+            let d: Vec<_> = c.addrs.iter().map(digest).collect();
+            (d[0].is_some() && d.windows(2).all(|w| w[0] == w[1])).then_some(())
+        },
+    );
     // Its log file says where its log now starts.
     let name = if away == 0 {
         "raftian".to_owned()

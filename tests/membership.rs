@@ -161,11 +161,21 @@ fn players_join_click_and_leave() {
     call(&next, "click_wait", vec![Value::Integer(3)]).unwrap();
 
     // Every remaining board and log agree.
-    let commit = |a: &str| status(a).ok()?.get("commit_index").and_then(int);
-    wait_for("the same board and commit index everywhere", SLOW, || {
-        let boards: Vec<_> = all.iter().map(|a| (hp(a), commit(a))).collect();
-        boards.windows(2).all(|w| w[0] == w[1]).then_some(())
-    });
+    let applied = |a: &str| {
+        let s = status(a).ok()?;
+        Some((
+            s.get("last_applied").and_then(int),
+            text(s.get("state_digest")?),
+        ))
+    };
+    wait_for(
+        "the same board, index and state digest everywhere",
+        SLOW,
+        || {
+            let boards: Vec<_> = all.iter().map(|a| (hp(a), applied(a))).collect();
+            boards.windows(2).all(|w| w[0] == w[1]).then_some(())
+        },
+    );
     let members_now = members(&next).unwrap();
     assert_eq!(members_now.len(), 3, "{members_now:?}");
     let names: Vec<String> = all

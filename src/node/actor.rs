@@ -15,6 +15,7 @@ use log::{error, info, warn};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::board;
+use super::digest::{DOC_KEY, StateDigest};
 use super::peers::Peers;
 use super::trace::Trace;
 use crate::game::Game;
@@ -76,6 +77,10 @@ pub struct ActorParts {
     pub trace: Option<Arc<Trace>>,
     /// The board as of the last applied entry (what snapshots record).
     pub state: Game,
+    /// Whose signatures to believe follows the configuration.
+    pub auth: Arc<super::auth::Auth>,
+    /// Chained over what was applied up to the board's index.
+    pub digest: StateDigest,
 }
 
 /// The node's event loop; it alone owns the core.
@@ -99,6 +104,8 @@ pub struct Actor {
     membership: Arc<Membership>,
     /// A committed configuration no longer has this node: it stops.
     removed: bool,
+    auth: Arc<super::auth::Auth>,
+    digest: StateDigest,
     /// This node was in a configuration applied here (or started in one).
     was_member: bool,
     /// `click_wait` callers, by the seq their click got in our session.
@@ -160,6 +167,8 @@ impl Actor {
             log_file,
             trace,
             state,
+            auth,
+            digest,
         } = parts;
         let mut actor = Actor {
             was_member: raft.applied_membership().contains(raft.id()),
@@ -180,6 +189,8 @@ impl Actor {
             members: Arc::from([]),
             membership: Arc::new(Membership::default()),
             removed: false,
+            auth,
+            digest,
             click_waiters: HashMap::new(),
         };
         actor.sync_members();
@@ -303,7 +314,8 @@ impl Actor {
         if let Some(index) = ready.snapshot_due {
             // The board is now exactly as of `index`: nothing was applied
             // since the core asked.
-            let app = board::app_state(&self.state, &self.membership);
+            let mut app = board::app_state(&self.state, &self.membership);
+            app.insert(DOC_KEY.into(), self.digest.hex().into());
             self.raft.step(self.now(), Msg::Snapshot { index, app });
         }
         self.log_version.send_if_modified(|v| {
@@ -324,6 +336,7 @@ impl Actor {
             return;
         }
         self.membership = latest;
+        self.auth.set_members(&self.membership);
         let me = self.raft.id();
         let mut members: Vec<Member> = self
             .membership
@@ -334,6 +347,7 @@ impl Actor {
                 name: m.name.clone(),
                 addr: m.addr.clone(),
                 voter: m.voter,
+                public_key: m.public_key.clone(),
             })
             .collect();
         if members.is_empty() {
@@ -343,6 +357,7 @@ impl Actor {
                 name: self.name.clone(),
                 addr: String::new(),
                 voter: false,
+                public_key: None,
             });
         }
         self.members = members.into();
@@ -362,8 +377,12 @@ impl Actor {
 
     /// A snapshot from the leader replaced the state: the board follows.
     fn restore(&mut self, s: &Snapshot) -> bool {
-        match board::game_from_snapshot(&s.data) {
-            Ok(game) => {
+        let read = |d: &[u8]| -> Result<(Game, StateDigest), String> {
+            Ok((board::game_from_snapshot(d)?, StateDigest::from_doc(d)?))
+        };
+        match read(&s.data) {
+            Ok((game, digest)) => {
+                self.digest = digest;
                 self.state = game.clone();
                 self.orders.restore(game);
                 true
@@ -466,6 +485,7 @@ impl Actor {
             if duplicate {
                 continue;
             }
+            self.digest.apply(&entry);
             match &entry.command {
                 Command::Int(c) => {
                     if let Some(t) = &self.trace {
@@ -511,6 +531,7 @@ impl Actor {
             log_length: r.entries().len() as u64,
             snapshot_index: r.log().snapshot().map(|s| s.index),
             snapshot_term: r.log().snapshot().map(|s| s.term),
+            state_digest: self.digest.hex(),
             members: self.members.clone(),
         };
         self.status.publish(s);

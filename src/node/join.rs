@@ -20,7 +20,14 @@ const JOIN_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The options of a node that joins through `via`, keeping its state in
 /// `data_dir`; asks to be added unless the data dir already joined.
-pub fn options(via: &str, name: &str, addr: &str, data_dir: &Path) -> Result<NodeOptions, String> {
+/// A member vouching for the node that joins, in an authenticated
+/// cluster: its data dir (holding its key).
+pub fn options(
+    via: &str,
+    (name, addr): (&str, &str),
+    data_dir: &Path,
+    sponsor: Option<&Path>,
+) -> Result<NodeOptions, String> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     let joined = match meta::read_joined(data_dir).map_err(|e| e.to_string())? {
@@ -37,13 +44,16 @@ pub fn options(via: &str, name: &str, addr: &str, data_dir: &Path) -> Result<Nod
             info!("{name}: joined before as node {}: restarting", j.id);
             j
         }
-        None => ask_to_join(via, name, addr, data_dir)?,
+        None => ask_to_join(via, name, addr, (data_dir, sponsor))?,
     };
+    let key = crate::keys::load(data_dir)?;
     let me = NodeEntry {
         id: joined.id,
         name: joined.name,
         addr: joined.addr,
         log: Vec::new(),
+        public_key: key.as_ref().map(crate::keys::public_b64),
+        original: false,
     };
     me.socket_addr()?;
     let cluster = ClusterConfig::from_nodes(vec![me]);
@@ -53,12 +63,35 @@ pub fn options(via: &str, name: &str, addr: &str, data_dir: &Path) -> Result<Nod
     Ok(opts)
 }
 
-fn ask_to_join(via: &str, name: &str, addr: &str, dir: &Path) -> Result<Joined, String> {
+fn ask_to_join(
+    via: &str,
+    name: &str,
+    addr: &str,
+    (dir, sponsor): (&Path, Option<&Path>),
+) -> Result<Joined, String> {
     info!("{name}: asking {via} to add it at {addr}");
-    let params = vec![Value::String(name.into()), Value::String(addr.into())];
+    let mut params = vec![Value::String(name.into()), Value::String(addr.into())];
+    if let Some(k) = crate::keys::load(dir)? {
+        params.push(Value::String(crate::keys::public_b64(&k)));
+    }
+    let signer = match sponsor {
+        Some(d) => {
+            let key = crate::keys::load(d)?
+                .ok_or_else(|| format!("the sponsor's data dir {} has no key", d.display()))?;
+            Some(client::Signer::find(via, key, JOIN_PATIENCE)?)
+        }
+        None => None,
+    };
     let deadline = Instant::now() + JOIN_PATIENCE;
     let id = loop {
-        match client::call(via, "add_server_rpc", params.clone(), JOIN_PATIENCE) {
+        let params = params.clone();
+        match client::call_as(
+            signer.as_ref(),
+            via,
+            "add_server_rpc",
+            params,
+            JOIN_PATIENCE,
+        ) {
             Ok(Value::Integer(id)) if id > 0 => break id as u64,
             Ok(other) => return Err(format!("add_server_rpc answered {other:?}, not an id")),
             Err(e) if retryable(&e) && Instant::now() < deadline => {

@@ -3,8 +3,10 @@
 //! so that the game (window or headless) keeps the main thread.
 
 mod actor;
+pub mod auth;
 mod board;
 pub mod client;
+mod digest;
 pub mod join;
 mod peers;
 mod server;
@@ -139,6 +141,7 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
         .clone();
     refuse_unsafe_setup(&opts)?;
     let previous = read_data_dir_meta(&opts)?;
+    let auth = load_auth(&opts, &me)?;
     let (listener, addr) = bind(&me)?;
     let mut storage = open_storage(&opts)?;
     let incarnation = start_incarnation(&opts, previous)?;
@@ -146,11 +149,13 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
     let snapshot = storage
         .load_snapshot()
         .map_err(|e| format!("{}: {e}", me.name))?;
-    let game = match &snapshot {
+    let (game, digest) = match &snapshot {
         Some(s) => {
-            board::game_from_snapshot(&s.data).map_err(|e| format!("{}: snapshot: {e}", me.name))?
+            let bad = |e: String| format!("{}: snapshot: {e}", me.name);
+            let game = board::game_from_snapshot(&s.data).map_err(bad)?;
+            (game, digest::StateDigest::from_doc(&s.data).map_err(bad)?)
         }
-        None => Game::new(),
+        None => (Game::new(), digest::StateDigest::default()),
     };
     let (raft, origin) = new_core(&opts, hard_state, (snapshot, log), incarnation)?;
     let log_file = create_log_file(&opts, &me.name, &raft)?;
@@ -167,7 +172,7 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
     };
     let stop = Arc::new(Notify::new());
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let router = build_router(&opts, &link, ev_tx.clone(), trace.clone());
+    let router = build_router(&opts, &link, ev_tx.clone(), (trace.clone(), auth.clone()));
     let actor = actor::ActorParts {
         raft,
         storage,
@@ -181,6 +186,8 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
         log_file,
         trace,
         state: game,
+        auth: auth.clone(),
+        digest,
     };
     let runtime = RuntimeParts {
         listener,
@@ -188,6 +195,7 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
         id: opts.id,
         peer_addrs: peer_addrs(&opts),
         rpc_timeout: opts.cluster.rpc_timeout(),
+        auth,
         events: ev_tx,
         stop: stop.clone(),
         log_quiet: opts.log_quiet,
@@ -241,6 +249,35 @@ fn refuse_unsafe_setup(opts: &NodeOptions) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The node's key (if its data dir has one), which must be the one the
+/// cluster file names for it.
+fn load_auth(opts: &NodeOptions, me: &NodeEntry) -> Result<Arc<auth::Auth>, String> {
+    let key = match &opts.data_dir {
+        Some(dir) => crate::keys::load(dir)?,
+        None => None,
+    };
+    if let Some(want) = &me.public_key {
+        let dir = opts
+            .data_dir
+            .as_ref()
+            .map_or("<none>".into(), |d| d.display().to_string());
+        let Some(k) = &key else {
+            return Err(format!(
+                "{}: the cluster file gives it a public_key but its data dir {dir} has no key: \
+                 run `raftian keygen --data-dir {dir}` (and put the key it prints in the cluster file)",
+                me.name
+            ));
+        };
+        if crate::keys::public_b64(k) != want.trim() {
+            return Err(format!(
+                "{}: the key in {dir} is not the public_key the cluster file gives it",
+                me.name
+            ));
+        }
+    }
+    Ok(auth::Auth::new(opts.id, key))
 }
 
 fn meta_mode(opts: &NodeOptions) -> meta::Mode {
@@ -388,7 +425,7 @@ fn build_router(
     opts: &NodeOptions,
     link: &GameLink,
     events: mpsc::UnboundedSender<Event>,
-    trace: Option<Arc<Trace>>,
+    (trace, auth): (Option<Arc<Trace>>, Arc<auth::Auth>),
 ) -> Router {
     server::router(server::ServerParts {
         id: opts.id,
@@ -398,6 +435,7 @@ fn build_router(
         commands: link.commands.clone(),
         trace,
         bench: opts.bench,
+        auth,
     })
 }
 
@@ -417,6 +455,7 @@ struct RuntimeParts {
     id: NodeId,
     peer_addrs: Vec<(NodeId, String)>,
     rpc_timeout: Duration,
+    auth: Arc<auth::Auth>,
     events: mpsc::UnboundedSender<Event>,
     stop: Arc<Notify>,
     log_quiet: Duration,
@@ -478,6 +517,7 @@ async fn run_runtime(
         parts.peer_addrs,
         parts.rpc_timeout,
         parts.events.clone(),
+        parts.auth.clone(),
     ) {
         Ok(p) => p,
         Err(e) => {

@@ -8,7 +8,10 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
 use super::actor::Event;
+use super::auth::{AUTH_HEADER, Auth};
 use super::server::{CLIENTS_HEADER, NODE_HEADER, TRANSFER_HEADER};
 use crate::raft::{NodeId, Outbound, PeerKind, Rpc, RpcFailure};
 use crate::wire;
@@ -19,6 +22,7 @@ pub struct Peers {
     urls: HashMap<NodeId, reqwest::Url>,
     my_id: NodeId,
     events: mpsc::UnboundedSender<Event>,
+    auth: Arc<Auth>,
 }
 
 impl Peers {
@@ -27,6 +31,7 @@ impl Peers {
         addrs: impl IntoIterator<Item = (NodeId, String)>,
         timeout: Duration,
         events: mpsc::UnboundedSender<Event>,
+        auth: Arc<Auth>,
     ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -41,6 +46,7 @@ impl Peers {
             urls: HashMap::new(),
             my_id,
             events,
+            auth,
         };
         peers.set_addrs(addrs)?;
         Ok(peers)
@@ -79,12 +85,16 @@ impl Peers {
         };
         let client = self.client.clone();
         let my_id = self.my_id;
+        let auth = self.auth.clone();
         tokio::spawn(async move {
             // Encoded here, not on the event loop: big batches to several
             // followers are encoded in parallel, off the loop.
             let body = wire::rpc_body(&msg.rpc);
             let (result, kind) = match body {
-                Ok(body) => call(&client, url, my_id, body, &msg).await,
+                Ok(body) => {
+                    let sig = auth.sign(msg.to, body.as_bytes());
+                    call(&client, url, (my_id, sig), body, &msg).await
+                }
                 Err(e) => (Err(RpcFailure::Unreachable(e)), None),
             };
             let _ = events.send(Event::Reply {
@@ -100,7 +110,7 @@ impl Peers {
 async fn call(
     client: &reqwest::Client,
     url: reqwest::Url,
-    my_id: NodeId,
+    (my_id, sig): (NodeId, Option<String>),
     body: String,
     msg: &Outbound,
 ) -> (Result<crate::raft::Reply, RpcFailure>, Option<PeerKind>) {
@@ -109,6 +119,9 @@ async fn call(
         .header(CONTENT_TYPE, HeaderValue::from_static("text/xml"))
         .header(USER_AGENT, HeaderValue::from_static("raftian-rs"))
         .header(NODE_HEADER, my_id.to_string());
+    if let Some(sig) = sig {
+        req = req.header(AUTH_HEADER, sig);
+    }
     if let Rpc::AppendEntries(a) = &msg.rpc
         && let Some(h) = a.entries.as_deref().and_then(wire::clients_header)
     {

@@ -18,6 +18,7 @@ use dxr_server::{Handler, HandlerMap, HandlerResult, async_trait};
 use tokio::sync::{mpsc, oneshot};
 
 use super::actor::Event;
+use super::auth::{self, AUTH_HEADER, Auth};
 use super::trace::Trace;
 use crate::game::{NEW_ROUND, player_from_int};
 use crate::queues::{CommandSender, SharedGame, StatusBoard};
@@ -39,7 +40,12 @@ pub const TRANSFER_HEADER: &str = "x-raftian-transfer";
 pub const PROXIED_HEADER: &str = "x-raftian-proxied";
 
 /// Pass a call on to the node at `addr` and relay its answer.
-async fn proxy(addr: &str, method: &str, params: Vec<Value>) -> HandlerResult {
+async fn proxy(
+    auth: &Auth,
+    (to, addr): (u64, &str),
+    method: &str,
+    params: Vec<Value>,
+) -> HandlerResult {
     let fail = |e: String| {
         Fault::new(
             FAULT_UNAVAILABLE,
@@ -47,10 +53,16 @@ async fn proxy(addr: &str, method: &str, params: Vec<Value>) -> HandlerResult {
         )
     };
     let body = wire::call_body(method, params).map_err(fail)?;
-    let resp = reqwest::Client::new()
+    let mut req = reqwest::Client::new()
         .post(format!("http://{addr}/RPC2"))
         .header("content-type", "text/xml")
-        .header(PROXIED_HEADER, "1")
+        .header(NODE_HEADER, auth.me().to_string())
+        .header(PROXIED_HEADER, "1");
+    // Checked here already: passed on under this node's signature.
+    if let Some(sig) = auth.sign(to, body.as_bytes()) {
+        req = req.header(AUTH_HEADER, sig);
+    }
+    let resp = req
         .timeout(std::time::Duration::from_secs(30))
         .body(body)
         .send()
@@ -80,6 +92,7 @@ enum Method {
 
 struct RpcHandler {
     method: Method,
+    auth: Arc<Auth>,
     events: mpsc::UnboundedSender<Event>,
     status: StatusBoard,
     game: SharedGame,
@@ -110,13 +123,70 @@ fn sender_id(headers: &HeaderMap) -> Option<u64> {
         .and_then(|s| s.trim().parse().ok())
 }
 
+/// Fault code for a request whose signature is missing, wrong or replayed.
+pub const FAULT_UNAUTHENTICATED: i32 = 401;
+
+/// What a method needs in an authenticated cluster.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Anyone may call it (`status`, `is_log_empty`).
+    Nothing,
+    /// A member's signature (Raft and membership methods).
+    Member,
+    /// This node's own signature (its player's clicks).
+    Own,
+}
+
+impl Method {
+    fn need(self) -> Need {
+        match self {
+            Method::Status | Method::IsLogEmpty => Need::Nothing,
+            Method::Click | Method::ClickWait | Method::NewRound | Method::BenchClick => Need::Own,
+            _ => Need::Member,
+        }
+    }
+}
+
 impl RpcHandler {
+    /// In an authenticated cluster, refuse what is not signed as the
+    /// method needs; nothing has changed yet.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), Fault> {
+        let need = self.method.need();
+        if !self.auth.on() || need == Need::Nothing {
+            return Ok(());
+        }
+        let refuse = |why: String| {
+            Err(Fault::new(
+                FAULT_UNAUTHENTICATED,
+                format!("unauthenticated: {why}"),
+            ))
+        };
+        match auth::verified(headers) {
+            Err(e) => refuse(e),
+            Ok(id) if need == Need::Own && id != self.auth.me() => refuse(format!(
+                "node {id} may not click for node {}: only its own key may",
+                self.auth.me()
+            )),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// The sender, as far as it can be believed: in an authenticated
+    /// cluster only a signed node header is.
+    fn from(&self, headers: &HeaderMap) -> Option<u64> {
+        if self.auth.on() {
+            auth::verified(headers).ok()
+        } else {
+            sender_id(headers)
+        }
+    }
+
     /// Hand an RPC to the core and wait for its answer (given only once
     /// the change it reports is on disk).
     async fn call(&self, headers: &HeaderMap, rpc: Rpc) -> Result<Reply, Fault> {
         let (reply, rx) = oneshot::channel();
         let ev = Event::Request {
-            from: sender_id(headers),
+            from: self.from(headers),
             rpc,
             reply,
         };
@@ -157,6 +227,7 @@ impl RpcHandler {
         let round = game.round().min(i32::MAX as u64) as i32;
         m.insert("round".into(), Value::Integer(round));
         m.insert("snapshot_index".into(), opt(s.snapshot_index));
+        m.insert("state_digest".into(), Value::String(s.state_digest));
         m.insert("snapshot_term".into(), opt(s.snapshot_term));
         let members = s.members.iter().map(|mb| {
             let mut e = std::collections::BTreeMap::new();
@@ -167,6 +238,9 @@ impl RpcHandler {
             e.insert("name".into(), Value::String(mb.name.clone()));
             e.insert("addr".into(), Value::String(mb.addr.clone()));
             e.insert("voter".into(), Value::Boolean(mb.voter));
+            if let Some(k) = &mb.public_key {
+                e.insert("public_key".into(), Value::String(k.clone()));
+            }
             Value::Struct(e)
         });
         m.insert("members".into(), Value::Array(members.collect()));
@@ -177,6 +251,7 @@ impl RpcHandler {
 #[async_trait]
 impl Handler for RpcHandler {
     async fn handle(&self, params: &[Value], headers: HeaderMap) -> HandlerResult {
+        self.authorize(&headers)?;
         match self.method {
             Method::Append => {
                 let mut req = wire::append_from_params(params)?;
@@ -258,7 +333,7 @@ impl RpcHandler {
         match (st.mode.as_str(), addr) {
             ("LEADER", _) => self.raft_call(headers, rpc).await,
             (_, Some(m)) if !headers.contains_key(PROXIED_HEADER) => {
-                proxy(&m.addr, rpc.method(), params.to_vec()).await
+                proxy(&self.auth, (m.id, &m.addr), rpc.method(), params.to_vec()).await
             }
             _ => Err(Fault::new(
                 FAULT_UNAVAILABLE,
@@ -338,6 +413,7 @@ pub struct ServerParts {
     pub trace: Option<Arc<Trace>>,
     /// Serve `bench_click(command)` (any int, for the benchmark).
     pub bench: bool,
+    pub auth: Arc<Auth>,
 }
 
 /// The axum router serving the node's methods on `/` and `/RPC2`.
@@ -366,6 +442,7 @@ pub fn router(parts: ServerParts) -> Router {
             name,
             Box::new(RpcHandler {
                 method,
+                auth: parts.auth.clone(),
                 events: parts.events.clone(),
                 status: parts.status.clone(),
                 game: parts.game.clone(),
@@ -376,12 +453,17 @@ pub fn router(parts: ServerParts) -> Router {
     }
     let handlers: HandlerMap = Arc::new(map);
     let id = HeaderValue::from_str(&parts.id.to_string()).expect("digits are a valid header");
-    let serve = move |headers: HeaderMap, body: Result<String, StringRejection>| {
+    let auth = parts.auth.clone();
+    let serve = move |mut headers: HeaderMap, body: Result<String, StringRejection>| {
         let handlers = handlers.clone();
         let id = id.clone();
+        let auth = auth.clone();
         async move {
             let (code, mut out_headers, body) = match body {
-                Ok(body) => dxr_server::server(handlers, &body, headers).await,
+                Ok(body) => {
+                    auth.check(&mut headers, body.as_bytes());
+                    dxr_server::server(handlers, &body, headers).await
+                }
                 Err(rejection) => fault_response(&format!(
                     "request refused: {} (bodies are limited to {MAX_BODY} bytes of UTF-8)",
                     rejection.body_text()

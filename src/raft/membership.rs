@@ -27,6 +27,9 @@ pub struct Member {
     /// A learner (false) receives the log but neither votes nor campaigns,
     /// and does not count toward any majority.
     pub voter: bool,
+    /// The node's ed25519 public key (base64), in an authenticated cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
 /// A configuration: the members, sorted by id.
@@ -81,6 +84,7 @@ impl Membership {
             name: format!("node{id}"),
             addr: String::new(),
             voter: true,
+            public_key: None,
         });
         Membership::new(members.collect()).expect("distinct ids")
     }
@@ -115,6 +119,11 @@ impl Membership {
 
     pub fn voter_count(&self) -> usize {
         self.members.iter().filter(|m| m.voter).count()
+    }
+
+    /// Does every member have a public key (requests must be signed)?
+    pub fn authenticated(&self) -> bool {
+        !self.members.is_empty() && self.members.iter().all(|m| m.public_key.is_some())
     }
 
     pub fn learner_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
@@ -200,6 +209,7 @@ mod tests {
             name: format!("n{id}"),
             addr: format!("127.0.0.1:{}", 9000 + id),
             voter,
+            public_key: None,
         }
     }
 

@@ -190,6 +190,8 @@ pub enum Rpc {
     AddServer {
         name: String,
         addr: String,
+        /// Its ed25519 public key (base64), in an authenticated cluster.
+        public_key: Option<String>,
     },
     /// `remove_server_rpc(id | "host:port")`: answers the removed id once
     /// the removal is committed.

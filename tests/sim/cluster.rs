@@ -1005,6 +1005,7 @@ impl Cluster {
         let rpc = Rpc::AddServer {
             name: format!("joiner{k}"),
             addr: format!("sim:{k}"),
+            public_key: None,
         };
         self.request_conf(i, rpc)
     }

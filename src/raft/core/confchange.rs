@@ -115,7 +115,7 @@ impl Raft {
     }
 
     fn already_added(&self, req: &Rpc) -> Option<NodeId> {
-        let Rpc::AddServer { name, addr } = req else {
+        let Rpc::AddServer { name, addr, .. } = req else {
             return None;
         };
         if self.mode() != Mode::Leader {
@@ -133,7 +133,11 @@ impl Raft {
         self.check_can_change()?;
         let current = self.membership();
         let (change, reply) = match req {
-            Rpc::AddServer { name, addr } => self.add_change(&current, name, addr)?,
+            Rpc::AddServer {
+                name,
+                addr,
+                public_key,
+            } => self.add_change(&current, name, addr, public_key)?,
             Rpc::RemoveServer(r) => {
                 let id = resolve(&current, &r)?;
                 if id == self.cfg.id {
@@ -166,6 +170,7 @@ impl Raft {
         current: &Membership,
         name: String,
         addr: String,
+        public_key: Option<String>,
     ) -> Result<(ConfChange, Reply), InvalidRequest> {
         let id = current.next_free_id().ok_or_else(|| {
             InvalidRequest(format!(
@@ -173,11 +178,18 @@ impl Raft {
                 crate::raft::membership::MAX_PLAYER_ID
             ))
         })?;
+        if current.authenticated() != public_key.is_some() {
+            return Err(InvalidRequest(match public_key {
+                None => "this cluster is authenticated: a joining node presents its public key (raftian keygen)".into(),
+                Some(_) => "this cluster has no keys: a joining node cannot bring one".into(),
+            }));
+        }
         let member = Member {
             id,
             name,
             addr,
             voter: false,
+            public_key,
         };
         Ok((ConfChange::AddLearner(member), Reply::ServerAdded(id)))
     }

@@ -1,0 +1,134 @@
+//! Authenticated peers (issue 11): when every member of the configuration
+//! has a public key, every request a node sends is signed (see
+//! [`crate::keys`]) and every state-changing request it takes must be.
+//!
+//! The server checks the signature before any handler runs and passes its
+//! verdict to the handlers in a header it sets itself (a client's own copy
+//! of that header is dropped first), so each method decides what it needs:
+//! a member's signature (Raft and membership methods), this node's own
+//! (clicks), or nothing (`status`, `is_log_empty`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::http::{HeaderMap, HeaderValue};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+use super::server::NODE_HEADER;
+use crate::keys::{self, Counter, ReplayGuard};
+use crate::raft::{Membership, NodeId};
+
+/// `<counter>.<signature>` of a signed request.
+pub const AUTH_HEADER: &str = "x-raftian-auth";
+/// Set by the server only: the sender whose signature checked out.
+pub const VERIFIED_HEADER: &str = "x-raftian-verified";
+/// Set by the server only: why a signature did not check out.
+pub const AUTH_ERROR_HEADER: &str = "x-raftian-auth-error";
+
+#[derive(Debug)]
+pub struct Auth {
+    me: NodeId,
+    key: Option<SigningKey>,
+    ring: RwLock<HashMap<NodeId, VerifyingKey>>,
+    on: AtomicBool,
+    counter: Counter,
+    replay: Mutex<ReplayGuard>,
+}
+
+impl Auth {
+    pub fn new(me: NodeId, key: Option<SigningKey>) -> Arc<Self> {
+        Arc::new(Auth {
+            me,
+            key,
+            ring: RwLock::default(),
+            on: AtomicBool::new(false),
+            counter: Counter::default(),
+            replay: Mutex::default(),
+        })
+    }
+
+    /// The configuration changed: whose keys to believe, and whether
+    /// requests must be signed at all.
+    pub fn set_members(&self, members: &Membership) {
+        let ring: HashMap<NodeId, VerifyingKey> = members
+            .members()
+            .iter()
+            .filter_map(|m| Some((m.id, keys::parse_public(m.public_key.as_deref()?).ok()?)))
+            .collect();
+        let mut held = self.ring.write().unwrap_or_else(|p| p.into_inner());
+        // Keys of removed members stay: they may still need to hear that
+        // they were removed, and their requests are refused as non-members.
+        held.extend(ring);
+        self.on.store(
+            members.authenticated() && self.key.is_some(),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Must requests be signed?
+    pub fn on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    /// The headers that sign `body` for `receiver` (none without a key).
+    pub fn sign(&self, receiver: NodeId, body: &[u8]) -> Option<String> {
+        let key = self.key.as_ref()?;
+        let counter = self.counter.next();
+        Some(keys::sign_request(key, self.me, receiver, counter, body))
+    }
+
+    /// Check a request's signature and record the verdict in `headers` for
+    /// the handlers.
+    pub fn check(&self, headers: &mut HeaderMap, body: &[u8]) {
+        headers.remove(VERIFIED_HEADER);
+        headers.remove(AUTH_ERROR_HEADER);
+        let Some(sig) = headers.get(AUTH_HEADER).and_then(|v| v.to_str().ok()) else {
+            return;
+        };
+        let verdict = self.verify(headers, sig, body);
+        let (name, value) = match verdict {
+            Ok(id) => (VERIFIED_HEADER, id.to_string()),
+            Err(e) => (AUTH_ERROR_HEADER, e),
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+
+    fn verify(&self, headers: &HeaderMap, sig: &str, body: &[u8]) -> Result<NodeId, String> {
+        let sender: NodeId = headers
+            .get(NODE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or("a signed request must name its sender (X-Raftian-Node)")?;
+        let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
+        let key = ring
+            .get(&sender)
+            .ok_or_else(|| format!("node {sender} has no known key"))?;
+        let counter = keys::verify_request(key, sender, self.me, sig, body)?;
+        drop(ring);
+        let mut replay = self.replay.lock().unwrap_or_else(|p| p.into_inner());
+        replay.admit(sender, counter)?;
+        Ok(sender)
+    }
+}
+
+/// The verdict [`Auth::check`] left: the verified sender, or why not.
+pub fn verified(headers: &HeaderMap) -> Result<NodeId, String> {
+    if let Some(id) = headers
+        .get(VERIFIED_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok())
+    {
+        return Ok(id);
+    }
+    match headers.get(AUTH_ERROR_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(e) => Err(e.to_owned()),
+        None => Err("the request is not signed".into()),
+    }
+}
