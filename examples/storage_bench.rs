@@ -46,6 +46,7 @@ fn run(
             index: *next + j,
             command: Command::Int(((*next + j) % 4) as i32 + 1),
             client: None,
+            sig: None,
         }));
         // Every 50th batch also carries a term change, as elections do.
         batch.hard_state = (i % 50 == 0).then(|| {

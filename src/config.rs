@@ -62,6 +62,7 @@ impl NodeEntry {
                     CommandValue::Text(s) => Command::Text(s.clone()),
                 },
                 client: None,
+                sig: None,
             })
             .collect()
     }

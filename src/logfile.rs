@@ -120,6 +120,7 @@ pub fn parse_log_line(line: &str) -> Result<Vec<Entry>, String> {
             index: num("index")?,
             command,
             client: None,
+            sig: None,
         });
     }
     Ok(out)
@@ -138,12 +139,14 @@ mod tests {
                 index: 4,
                 command: Command::Int(5),
                 client: None,
+                sig: None,
             },
             Entry {
                 term: 2,
                 index: 5,
                 command: Command::Text("cmd1".into()),
                 client: None,
+                sig: None,
             },
         ];
         assert_eq!(

@@ -144,12 +144,26 @@ fn entry_from(v: &Value, pos: usize) -> Result<WireEntry, Fault> {
         )));
     };
     for name in members.keys() {
-        if !matches!(name.as_str(), "term" | "index" | "command") {
+        if !matches!(name.as_str(), "term" | "index" | "command" | "sig") {
             return Err(bad_args(format!(
                 "entry {pos} has an unknown member '{name}' (expected term, index, command)"
             )));
         }
     }
+    // A signed command (a cluster with keys, where no original node is).
+    let sig = match members.get("sig") {
+        None => None,
+        Some(Value::Base64(b)) => Some(Arc::new(
+            <[u8; 64]>::try_from(b.as_slice())
+                .map_err(|_| bad_args(format!("entry {pos}'s sig is not 64 bytes")))?,
+        )),
+        Some(other) => {
+            return Err(bad_args(format!(
+                "entry {pos}'s sig must be base64, got {}",
+                kind(other)
+            )));
+        }
+    };
     let get = |name: &str| {
         members
             .get(name)
@@ -160,6 +174,7 @@ fn entry_from(v: &Value, pos: usize) -> Result<WireEntry, Fault> {
         index: opt_uint(get("index")?, "entry index")?,
         command: command_from(get("command")?)?,
         client: None,
+        sig,
     })
 }
 
@@ -168,6 +183,9 @@ fn entry_to(e: &WireEntry) -> Result<Value, String> {
     m.insert("term".to_owned(), int(e.term, "term")?);
     m.insert("index".to_owned(), opt_int(e.index, "index")?);
     m.insert("command".to_owned(), command_to(&e.command));
+    if let Some(sig) = &e.sig {
+        m.insert("sig".to_owned(), Value::Base64(sig.to_vec()));
+    }
     Ok(Value::Struct(m))
 }
 
@@ -494,14 +512,15 @@ pub fn call_body(method: &str, params: Vec<Value>) -> Result<String, String> {
 /// (`&<>'"` and `\r`; everything else verbatim).
 pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
     const HEAD: &str = "<?xml version='1.0'?>\n<methodCall><methodName>";
-    let config_entry = |a: &AppendEntries| {
+    // Configurations and signatures are rare enough for the codec of record.
+    let needs_dxr = |a: &AppendEntries| {
         a.entries
             .iter()
             .flatten()
-            .any(|e| matches!(e.command, Command::Config(_)))
+            .any(|e| matches!(e.command, Command::Config(_)) || e.sig.is_some())
     };
     let rare = match rpc {
-        Rpc::AppendEntries(a) => config_entry(a),
+        Rpc::AppendEntries(a) => needs_dxr(a),
         Rpc::RequestVote(_) | Rpc::PreVote(_) | Rpc::IsLogEmpty => false,
         _ => true,
     };
@@ -706,12 +725,14 @@ mod tests {
                     index: Some(4),
                     command: Command::Int(5),
                     client: None,
+                    sig: None,
                 },
                 WireEntry {
                     term: 1,
                     index: None,
                     command: Command::Text("x".into()),
                     client: None,
+                    sig: None,
                 },
             ]),
             term: 1,
@@ -787,6 +808,7 @@ mod tests {
             index,
             command: Command::Text(t.into()),
             client: None,
+            sig: None,
         }
     }
 
@@ -796,6 +818,7 @@ mod tests {
             index,
             command: Command::Int(c),
             client: None,
+            sig: None,
         }
     }
 
@@ -936,6 +959,7 @@ mod tests {
                     incarnation,
                     seq,
                 }),
+                sig: None,
             })
             .collect()
     }

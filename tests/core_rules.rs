@@ -19,6 +19,7 @@ fn e(term: u64, index: u64, c: i32) -> Entry {
         index,
         command: Command::Int(c),
         client: None,
+        sig: None,
     }
 }
 
@@ -28,6 +29,7 @@ fn we(term: u64, index: Option<u64>, c: i32) -> WireEntry {
         index,
         command: Command::Int(c),
         client: None,
+        sig: None,
     }
 }
 
@@ -560,4 +562,134 @@ fn a_restarted_follower_learns_the_commit_index_from_its_leader() {
         "it caught up with the commit index"
     );
     assert_eq!(bobs[0].last_applied(), commit);
+}
+
+// ----- signed commands (a cluster with keys) -----
+
+/// Signatures for tests: node n's signature is 64 bytes of n.
+#[derive(Debug)]
+struct TestKeys;
+
+impl signing::CommandAuth for TestKeys {
+    fn sign(&self, id: &ClientId, _: &Command) -> Option<Sig> {
+        Some(std::sync::Arc::new([id.node as u8; 64]))
+    }
+    fn verify(&self, m: &Membership, id: &ClientId, _: &Command, sig: &Sig) -> bool {
+        m.get(id.node).is_some_and(|k| k.public_key.is_some())
+            && sig.iter().all(|b| *b == id.node as u8)
+    }
+}
+
+/// Node `id` of a keyed static cluster {0, 1, 2} (0 leads).
+fn keyed_node(id: NodeId) -> Node {
+    let members = (0..3).map(|i| Member {
+        id: i,
+        name: format!("n{i}"),
+        addr: format!("127.0.0.1:{}", 7000 + i),
+        voter: true,
+        public_key: Some(format!("key{i}")),
+    });
+    let mut c = RaftConfig::new(id, (0..3).filter(|p| *p != id).collect());
+    c.members = Some(std::sync::Arc::new(
+        Membership::new(members.collect()).unwrap(),
+    ));
+    c.static_leader = Some(0);
+    c.command_auth = Some(std::sync::Arc::new(TestKeys));
+    Node::new(Raft::new(c, HardState::default(), vec![], Duration::ZERO).unwrap())
+}
+
+fn click_by(node: NodeId, seq: u64, target: i32, sig_of: u8) -> WireEntry {
+    WireEntry {
+        term: 1,
+        index: None,
+        command: Command::Int(target),
+        client: Some(ClientId {
+            node,
+            incarnation: 1,
+            seq,
+        }),
+        sig: Some(std::sync::Arc::new([sig_of; 64])),
+    }
+}
+
+#[test]
+fn a_forged_click_is_never_applied_and_does_not_shadow_the_real_one() {
+    let mut f = keyed_node(1);
+    // A leader's batch: node 2's real click, a click "by node 2" it forged
+    // (wrong signature), and a bare click with no taker at all.
+    let mut forged = click_by(2, 2, 3, 9);
+    let mut real = click_by(2, 1, 1, 2);
+    let mut bare = we(1, None, 2);
+    for (i, e) in [&mut real, &mut forged, &mut bare].into_iter().enumerate() {
+        e.index = Some(i as u64);
+    }
+    let batch = append(Some(vec![real, forged, bare]), Some(2), true);
+    assert!(
+        f.append_entries_rpc(&batch, Some(0), ms(1))
+            .unwrap()
+            .success
+    );
+    f.service_actions(ms(2));
+    let orders: Vec<i32> = f
+        .take_orders()
+        .iter()
+        .filter_map(|e| match e.command {
+            Command::Int(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(orders, [1], "only the signed click is applied");
+    // Node 2's real seq 2 still applies: the forgery did not take its place.
+    let noop = WireEntry {
+        index: Some(3),
+        ..we(1, None, 0)
+    };
+    let seq2 = WireEntry {
+        index: Some(4),
+        ..click_by(2, 2, 4, 2)
+    };
+    // The batch starts with its anchor, the last entry held.
+    let anchor = WireEntry {
+        index: Some(2),
+        ..we(1, None, 2)
+    };
+    let next = append(Some(vec![anchor, noop, seq2]), Some(4), false);
+    assert!(f.append_entries_rpc(&next, Some(0), ms(3)).unwrap().success);
+    f.service_actions(ms(4));
+    let later: Vec<Command> = f.take_orders().into_iter().map(|e| e.command).collect();
+    assert_eq!(later, [Command::Int(0), Command::Int(4)]);
+}
+
+#[test]
+fn a_leader_drops_forwarded_clicks_that_fail_their_signature() {
+    let mut leader = keyed_node(0);
+    let fwd = append(
+        Some(vec![click_by(1, 1, 2, 7), click_by(1, 2, 3, 1)]),
+        None,
+        false,
+    );
+    assert!(
+        leader
+            .append_entries_rpc(&fwd, Some(1), ms(1))
+            .unwrap()
+            .success
+    );
+    leader.service_actions(ms(2));
+    let clicks: Vec<_> = leader
+        .log()
+        .entries()
+        .iter()
+        .filter(|e| e.client.is_some())
+        .map(|e| e.command.clone())
+        .collect();
+    assert_eq!(
+        clicks,
+        [Command::Int(3)],
+        "the forged one never reaches the log"
+    );
+    // Its own clicks are signed as it takes them.
+    leader.propose([Command::Int(2)]);
+    leader.service_actions(ms(3));
+    let own = leader.log().entries().last().unwrap();
+    assert_eq!(own.sig.as_deref(), Some(&[0u8; 64]));
 }

@@ -118,6 +118,34 @@ fn only_signed_requests_change_anything() {
 
     let after = state(&c.addrs);
     assert_eq!(before, after, "nothing changed");
+    let hp = |a: &String| status(a).unwrap().get("hp").cloned().unwrap();
+    assert_eq!(
+        hp(&addr0),
+        Value::Array([70, 100, 100, 100].map(Value::Integer).to_vec()),
+        "the signed click was applied (its signature checked out everywhere)"
+    );
+
+    // A dead player cannot attack: node 2's click after player 2 died is void.
+    let signed_click = |from: usize, player: i32| {
+        let body = raftian::wire::call_body("click_wait", vec![Value::Integer(player)]).unwrap();
+        let headers = signed(&key(from), from as u64, from as u64, &body);
+        post_with(&c.addrs[from], &body, &headers)
+    };
+    for _ in 0..4 {
+        signed_click(0, 2).expect("a click on player 2");
+    }
+    signed_click(2, 1).expect("taken, then void at apply");
+    signed_click(0, 3).expect("a later click, after node 2's");
+    wait_for(
+        "every board to apply it all",
+        Duration::from_secs(20),
+        || {
+            c.addrs
+                .iter()
+                .all(|a| hp(a) == Value::Array([70, 0, 70, 100].map(Value::Integer).to_vec()))
+                .then_some(())
+        },
+    );
     let leader_now = status(&c.addrs[0]).unwrap().get("leader_id").and_then(int);
     assert_eq!(leader_now, Some(leader as i64), "no election was forced");
     c.stop_all();

@@ -116,6 +116,7 @@ fn batch_for(k: u64, log: &[Entry], snap: Option<u64>) -> PersistBatch {
                 Command::Int(rnd(u64::from(u32::MAX)) as i32)
             },
             client: None,
+            sig: None,
         })
         .collect();
     PersistBatch {

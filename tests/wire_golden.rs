@@ -90,6 +90,7 @@ fn entry(term: u64, index: Option<u64>, command: i32) -> WireEntry {
         index,
         command: Cmd::Int(command),
         client: None,
+        sig: None,
     }
 }
 
@@ -355,6 +356,7 @@ fn python_parses_every_request_we_build() {
                     index: Some(0),
                     command: Cmd::Text("a<b>&'\"c".into()),
                     client: None,
+                    sig: None,
                 }]),
                 None,
                 false,

@@ -61,6 +61,7 @@ pub(super) fn wire_bench(a: &WireArgs) -> Result<String, String> {
                         index: Some(100_000 + i as u64),
                         command: Command::Int(1_000_000 + i as i32),
                         client: None,
+                        sig: None,
                     })
                     .collect(),
             ),

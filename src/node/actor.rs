@@ -477,16 +477,35 @@ impl Actor {
         }
     }
 
+    /// In a cluster with keys (where a click's taker is known for sure), a
+    /// dead player cannot attack: decided at apply, from the replicated
+    /// board, so alike on every node.
+    fn dead_attacker(&self, entry: &Entry) -> bool {
+        let Some(attacker) = entry.client.and_then(|c| u8::try_from(c.node).ok()) else {
+            return false;
+        };
+        let new_round = entry.command == Command::Int(crate::game::NEW_ROUND);
+        self.auth.on() && !new_round && self.state.hp(attacker) == Some(0)
+    }
+
     /// Committed commands become orders on `raft_orders`, each client
     /// command once (a copy that reached the log twice is skipped).
     fn deliver_orders(&mut self, committed: Vec<Committed>) {
         let me = (self.raft.id(), self.raft.config().incarnation);
-        for Committed { entry, duplicate } in committed {
-            if duplicate {
+        for Committed {
+            entry,
+            duplicate,
+            rejected,
+        } in committed
+        {
+            if duplicate || rejected {
                 continue;
             }
             self.digest.apply(&entry);
             match &entry.command {
+                Command::Int(c) if self.dead_attacker(&entry) => {
+                    info!("{}: a dead player's attack ({c}) is void", self.name);
+                }
                 Command::Int(c) => {
                     if let Some(t) = &self.trace {
                         t.applied(i64::from(*c));

@@ -13,11 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::http::{HeaderMap, HeaderValue};
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 
 use super::server::NODE_HEADER;
 use crate::keys::{self, Counter, ReplayGuard};
-use crate::raft::{Membership, NodeId};
+use crate::raft::signing::{self, CommandAuth};
+use crate::raft::{ClientId, Command, Membership, NodeId, Sig};
 
 /// `<counter>.<signature>` of a signed request.
 pub const AUTH_HEADER: &str = "x-raftian-auth";
@@ -75,6 +76,10 @@ impl Auth {
         self.me
     }
 
+    pub fn signing_key(&self) -> Option<SigningKey> {
+        self.key.clone()
+    }
+
     /// The headers that sign `body` for `receiver` (none without a key).
     pub fn sign(&self, receiver: NodeId, body: &[u8]) -> Option<String> {
         let key = self.key.as_ref()?;
@@ -130,5 +135,48 @@ pub fn verified(headers: &HeaderMap) -> Result<NodeId, String> {
     match headers.get(AUTH_ERROR_HEADER).and_then(|v| v.to_str().ok()) {
         Some(e) => Err(e.to_owned()),
         None => Err("the request is not signed".into()),
+    }
+}
+
+/// The runtime's side of signed commands ([`CommandAuth`]): signs with
+/// this node's key, checks with the keys the configuration lists.
+#[derive(Debug)]
+pub struct CommandKeys {
+    key: Option<SigningKey>,
+    /// Parsed keys, by their text (parsing a point is not free).
+    parsed: Mutex<HashMap<String, Option<VerifyingKey>>>,
+}
+
+impl CommandKeys {
+    pub fn new(key: Option<SigningKey>) -> Arc<Self> {
+        Arc::new(CommandKeys {
+            key,
+            parsed: Mutex::default(),
+        })
+    }
+
+    fn key_of(&self, members: &Membership, node: NodeId) -> Option<VerifyingKey> {
+        let text = members.get(node)?.public_key.as_deref()?;
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        *parsed
+            .entry(text.to_owned())
+            .or_insert_with(|| keys::parse_public(text).ok())
+    }
+}
+
+impl CommandAuth for CommandKeys {
+    fn sign(&self, id: &ClientId, command: &Command) -> Option<Sig> {
+        let key = self.key.as_ref()?;
+        let sig = key.sign(&signing::command_message(id, command));
+        Some(Arc::new(sig.to_bytes()))
+    }
+
+    fn verify(&self, members: &Membership, id: &ClientId, command: &Command, sig: &Sig) -> bool {
+        let Some(key) = self.key_of(members, id.node) else {
+            return false;
+        };
+        let sig = ed25519_dalek::Signature::from_bytes(sig);
+        key.verify(&signing::command_message(id, command), &sig)
+            .is_ok()
     }
 }

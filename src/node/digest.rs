@@ -62,6 +62,7 @@ mod tests {
             index,
             command: Command::Int(c),
             client: None,
+            sig: None,
         }
     }
 

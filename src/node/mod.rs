@@ -157,7 +157,8 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
         }
         None => (Game::new(), digest::StateDigest::default()),
     };
-    let (raft, origin) = new_core(&opts, hard_state, (snapshot, log), incarnation)?;
+    let keys = auth::CommandKeys::new(auth.signing_key());
+    let (raft, origin) = new_core(&opts, hard_state, (snapshot, log), (incarnation, keys))?;
     let log_file = create_log_file(&opts, &me.name, &raft)?;
     let log_path = log_file.as_ref().map(|f| lock_log(f).path().to_owned());
     let trace = create_trace(&opts)?;
@@ -376,11 +377,12 @@ fn new_core(
     opts: &NodeOptions,
     hard_state: HardState,
     (snapshot, log): (Option<Snapshot>, Vec<Entry>),
-    incarnation: u64,
+    (incarnation, keys): (u64, Arc<auth::CommandKeys>),
 ) -> Result<(Raft, Instant), String> {
     let mut rcfg = opts.cluster.raft_config(opts.id);
     rcfg.seed ^= rand::random::<u64>();
     rcfg.incarnation = incarnation;
+    rcfg.command_auth = Some(keys);
     if opts.joining {
         rcfg.members = Some(Arc::new(Membership::default()));
     }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use super::membership::Membership;
-use super::types::{ClientId, Command, Entry, SnapshotMeta};
+use super::types::{ClientId, Command, Entry, Sig, SnapshotMeta};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RaftLog {
@@ -211,13 +211,20 @@ impl RaftLog {
     }
 
     /// Append a new entry of `term` at the end (the leader's path).
-    pub fn append_command(&mut self, term: u64, command: Command, client: Option<ClientId>) {
+    pub fn append_command(
+        &mut self,
+        term: u64,
+        command: Command,
+        client: Option<ClientId>,
+        sig: Option<Sig>,
+    ) {
         let index = self.next_index();
         self.push(Entry {
             term,
             index,
             command,
             client,
+            sig,
         });
     }
 
@@ -469,6 +476,7 @@ mod tests {
             index,
             command: Command::Int(c),
             client: None,
+            sig: None,
         }
     }
 
@@ -594,8 +602,8 @@ mod tests {
     #[test]
     fn truncating_unsaved_entries_needs_no_storage_truncate() {
         let mut l = log(vec![e(1, 0, 9)]);
-        l.append_command(1, Command::Int(1), None);
-        l.append_command(1, Command::Int(2), None);
+        l.append_command(1, Command::Int(1), None, None);
+        l.append_command(1, Command::Int(2), None, None);
         // Entries 1 and 2 never reached storage: replacing 2 is an append.
         assert_eq!(
             l.maybe_append(&[e(1, 1, 1), e(2, 2, 3)], false, false, None),

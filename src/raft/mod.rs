@@ -10,6 +10,7 @@ pub mod membership;
 pub mod progress;
 pub mod quorum;
 pub mod sessions;
+pub mod signing;
 pub mod types;
 
 pub use self::core::{Raft, RaftConfig, WIRE_MAX};

@@ -86,15 +86,20 @@ impl fmt::Display for ClientId {
     }
 }
 
+/// A command's ed25519 signature by the node that took it (issue 11).
+pub type Sig = Arc<[u8; 64]>;
+
 /// A log entry (the paper's `Raft.Entry`), plus the id of the client
 /// command it carries, if a Rust node took it (the original Python nodes'
-/// commands and the leader's no-ops have none).
+/// commands and the leader's no-ops have none), and in a cluster with keys
+/// that node's signature over it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub term: u64,
     pub index: u64,
     pub command: Command,
     pub client: Option<ClientId>,
+    pub sig: Option<Sig>,
 }
 
 impl fmt::Display for Entry {
@@ -117,6 +122,7 @@ pub struct WireEntry {
     pub index: Option<u64>,
     pub command: Command,
     pub client: Option<ClientId>,
+    pub sig: Option<Sig>,
 }
 
 impl From<&Entry> for WireEntry {
@@ -126,6 +132,7 @@ impl From<&Entry> for WireEntry {
             index: Some(e.index),
             command: e.command.clone(),
             client: e.client,
+            sig: e.sig.clone(),
         }
     }
 }
@@ -435,6 +442,9 @@ pub struct Committed {
     /// reached the log twice, say through a forward resent after a lost
     /// answer): the state machine skips it, so every command counts once.
     pub duplicate: bool,
+    /// In a cluster with keys: its signature does not check out (forged or
+    /// missing). Skipped, on every node alike.
+    pub rejected: bool,
 }
 
 impl Ready {

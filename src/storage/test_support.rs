@@ -38,6 +38,7 @@ pub(super) fn int(term: u64, index: u64, c: i32) -> Entry {
         index,
         command: Command::Int(c),
         client: None,
+        sig: None,
     }
 }
 
@@ -47,6 +48,7 @@ pub(super) fn text(term: u64, index: u64, s: &str) -> Entry {
         index,
         command: Command::Text(s.to_string()),
         client: None,
+        sig: None,
     }
 }
 
@@ -110,7 +112,37 @@ pub(super) fn sample_batches() -> Vec<PersistBatch> {
             vec![with_client(int(3, 11, 2)), text(3, 12, "x")],
         ),
         batch(None, None, vec![with_client(text(3, 13, "y"))]),
+        batch(
+            None,
+            None,
+            vec![signed(with_client(int(3, 14, 4))), config(3, 15)],
+        ),
     ]
+}
+
+/// The entry with a (made-up) signature of its taker.
+fn signed(mut e: Entry) -> Entry {
+    let mut sig = [0u8; 64];
+    sig.iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = i as u8 ^ 0x5a);
+    e.sig = Some(std::sync::Arc::new(sig));
+    e
+}
+
+/// A configuration entry (membership change).
+fn config(term: u64, index: u64) -> Entry {
+    let mut m = crate::raft::Membership::voters([0, 1, 2]);
+    m = m
+        .apply(&crate::raft::ConfChange::Remove(1))
+        .expect("a voter can go");
+    Entry {
+        term,
+        index,
+        command: crate::raft::Command::Config(std::sync::Arc::new(m)),
+        client: None,
+        sig: None,
+    }
 }
 
 /// The entry, as taken by node 2 in its session 5 as command 7.

@@ -23,6 +23,9 @@ fn config_json(m: &crate::raft::Membership) -> Vec<u8> {
 /// existed never set it, and still read.
 const HAS_CLIENT: u8 = 0x80;
 const CLIENT_LEN: usize = 24;
+/// The entry carries its taker's 64-byte signature (after the client id).
+const HAS_SIG: u8 = 0x40;
+const SIG_LEN: usize = 64;
 /// Bytes of an encoded entry without its command payload.
 const ENTRY_FIXED: usize = 8 + 8 + 1;
 
@@ -35,6 +38,7 @@ pub(super) fn entry_len(e: &Entry) -> usize {
             Command::Config(m) => 4 + config_json(m).len(),
         }
         + e.client.map_or(0, |_| CLIENT_LEN)
+        + e.sig.as_ref().map_or(0, |_| SIG_LEN)
 }
 
 /// Append one record holding a batch to `buf`.
@@ -75,7 +79,8 @@ pub(super) fn encode_record(
     for e in entries {
         buf.extend_from_slice(&e.term.to_le_bytes());
         buf.extend_from_slice(&e.index.to_le_bytes());
-        let client_flag = e.client.map_or(0, |_| HAS_CLIENT);
+        let client_flag =
+            e.client.map_or(0, |_| HAS_CLIENT) | e.sig.as_ref().map_or(0, |_| HAS_SIG);
         match &e.command {
             Command::Int(i) => {
                 buf.push(CMD_INT | client_flag);
@@ -99,6 +104,9 @@ pub(super) fn encode_record(
             for n in [id.node, id.incarnation, id.seq] {
                 buf.extend_from_slice(&n.to_le_bytes());
             }
+        }
+        if let Some(sig) = &e.sig {
+            buf.extend_from_slice(&sig[..]);
         }
     }
     let len = buf.len() - start - RECORD_HEADER;
@@ -192,7 +200,7 @@ pub(super) fn decode_record(payload: &[u8]) -> Result<PersistBatch, String> {
         let term = c.u64("entry term")?;
         let index = c.u64("entry index")?;
         let tag = c.u8("command tag")?;
-        let command = match tag & !HAS_CLIENT {
+        let command = match tag & !(HAS_CLIENT | HAS_SIG) {
             CMD_INT => Command::Int(i32::from_le_bytes(
                 c.take(4, "int command")?.try_into().unwrap_or_default(),
             )),
@@ -220,11 +228,18 @@ pub(super) fn decode_record(payload: &[u8]) -> Result<PersistBatch, String> {
         } else {
             None
         };
+        let sig = if tag & HAS_SIG != 0 {
+            let b: [u8; SIG_LEN] = c.take(SIG_LEN, "signature")?.try_into().unwrap_or([0; 64]);
+            Some(std::sync::Arc::new(b))
+        } else {
+            None
+        };
         append.push(Entry {
             term,
             index,
             command,
             client,
+            sig,
         });
     }
     if c.pos != payload.len() {

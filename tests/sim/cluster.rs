@@ -225,6 +225,7 @@ impl Expected {
                     index,
                     command: k.command.clone(),
                     client: k.client,
+                    sig: None,
                 };
                 self.state.apply(&e);
             }
@@ -1303,8 +1304,15 @@ impl Cluster {
         for Applied {
             entry: e,
             duplicate,
+            rejected,
         } in orders
         {
+            if rejected {
+                violation(
+                    now,
+                    format!("node {i} rejects entry {} without keys", e.index),
+                );
+            }
             check_applied(now, i, node, expected, &e, duplicate);
             if e.index != node.next_apply {
                 violation(

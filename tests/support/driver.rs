@@ -37,7 +37,10 @@ impl Node {
         let mut ready = self.raft.ready();
         self.raft.advance();
         merge(&mut self.persisted, std::mem::take(&mut ready.persist));
-        let applied = ready.committed.drain(..).filter(|c| !c.duplicate);
+        let applied = ready
+            .committed
+            .drain(..)
+            .filter(|c| !c.duplicate && !c.rejected);
         self.orders.extend(applied.map(|c| c.entry));
         ready
     }

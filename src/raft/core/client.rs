@@ -21,12 +21,15 @@ use super::*;
 pub(super) struct Proposal {
     pub command: Command,
     pub client: Option<ClientId>,
+    /// The taker's signature (a cluster with keys).
+    pub sig: Option<Sig>,
 }
 
 /// A command this node took and has not seen applied yet.
 #[derive(Debug)]
 struct Unapplied {
     command: Command,
+    sig: Option<Sig>,
     /// When it last went out (into our log, or to a leader), and in which
     /// term; `None` while it waits in `proposals`.
     sent_at: Option<(Duration, u64)>,
@@ -70,14 +73,21 @@ impl Raft {
                 seq: s.next_seq,
             };
             s.next_seq += 1;
+            let sig = self
+                .cfg
+                .command_auth
+                .as_ref()
+                .and_then(|a| a.sign(&id, &command));
             let u = Unapplied {
                 command: command.clone(),
+                sig: sig.clone(),
                 sent_at: None,
             };
-            s.unapplied.insert(id.seq, u);
+            self.client.unapplied.insert(id.seq, u);
             self.proposals.push(Proposal {
                 command,
                 client: Some(id),
+                sig,
             });
         }
     }
@@ -172,6 +182,7 @@ impl Raft {
                         incarnation: me.1,
                         seq: *seq,
                     }),
+                    sig: u.sig.clone(),
                 });
             }
         }

@@ -245,7 +245,7 @@ impl Raft {
     fn append_config(&mut self, next: Membership) -> u64 {
         info!("node {}: proposes {next}", self.cfg.id);
         self.log
-            .append_command(self.term, Command::Config(Arc::new(next)), None);
+            .append_command(self.term, Command::Config(Arc::new(next)), None, None);
         self.log.last_index().expect("just appended")
     }
 

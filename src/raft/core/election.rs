@@ -185,6 +185,7 @@ impl Raft {
             let noop = Proposal {
                 command: Command::NOOP,
                 client: None,
+                sig: None,
             };
             self.proposals.insert(0, noop);
         }

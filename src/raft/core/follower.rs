@@ -191,6 +191,7 @@ fn validate_append(req: &AppendEntries) -> Result<Batch, InvalidRequest> {
         let commands = entries.iter().map(|e| Proposal {
             command: e.command.clone(),
             client: e.client,
+            sig: e.sig.clone(),
         });
         return Ok(Batch::Forwarded(commands.collect()));
     }
@@ -219,6 +220,7 @@ fn validate_entries(term: u64, entries: &[WireEntry]) -> Result<Vec<Entry>, Inva
             index,
             command: e.command.clone(),
             client: e.client,
+            sig: e.sig.clone(),
         };
         if let Some(prev) = out.last() {
             if index == prev.index && *prev == entry {

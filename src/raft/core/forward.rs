@@ -44,6 +44,7 @@ impl Raft {
             index: None,
             command: p.command.clone(),
             client: p.client,
+            sig: p.sig.clone(),
         });
         let rpc = Rpc::AppendEntries(AppendEntries {
             entries: Some(entries.collect()),

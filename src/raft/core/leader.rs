@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use log::{debug, warn};
 
+use super::client::Proposal;
 use super::pending::AppendSent;
 use super::role::LeaderState;
 use super::*;
@@ -69,8 +70,28 @@ impl Raft {
                 warn!("log index would overflow the wire's 32-bit int: command dropped");
                 continue;
             }
-            self.log.append_command(self.term, p.command, p.client);
+            if !self.proposal_ok(&members, &p) {
+                warn!(
+                    "node {}: a forwarded command {:?} fails its signature check: dropped",
+                    self.cfg.id, p.client
+                );
+                continue;
+            }
+            self.log
+                .append_command(self.term, p.command, p.client, p.sig);
         }
+    }
+
+    /// In a cluster with keys, a command must carry its taker's signature.
+    fn proposal_ok(&self, members: &Membership, p: &Proposal) -> bool {
+        let e = Entry {
+            term: self.term,
+            index: self.log.next_index(),
+            command: p.command.clone(),
+            client: p.client,
+            sig: p.sig.clone(),
+        };
+        signing::entry_ok(self.cfg.command_auth.as_deref(), members, &e)
     }
 
     pub(super) fn replicate_all(&mut self, now: Duration) {
@@ -169,6 +190,7 @@ impl Raft {
                 index: Some(s.index),
                 command: Command::NOOP,
                 client: None,
+                sig: None,
             });
         }
         entries.extend(self.log.slice(from, to_idx).iter().map(WireEntry::from));

@@ -17,12 +17,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use log::info;
+use log::{info, warn};
 
 use super::dialect::PeerKind;
 use super::log::RaftLog;
 use super::membership::Membership;
 use super::sessions::SessionTable;
+use super::signing::{self, CommandAuth};
 use super::types::*;
 
 mod client;
@@ -83,6 +84,9 @@ pub struct RaftConfig {
     pub snapshot_entries: u64,
     /// Bytes of snapshot per `install_snapshot_rpc`.
     pub snapshot_chunk: usize,
+    /// Signs the commands this node takes and checks others' (a cluster
+    /// with keys); `None`: commands are not signed.
+    pub command_auth: Option<Arc<dyn CommandAuth>>,
 }
 
 impl RaftConfig {
@@ -104,6 +108,7 @@ impl RaftConfig {
             incarnation: 1,
             snapshot_entries: 10_000,
             snapshot_chunk: 64 * 1024,
+            command_auth: None,
         }
     }
 
@@ -576,14 +581,29 @@ impl Raft {
             let entry = self.log.get(index).expect("in the log").clone();
             // Every node decides in log order: the same copies are skipped
             // everywhere.
-            let duplicate = entry.client.is_some_and(|id| !self.sessions.admit(id));
+            // Checked under the configuration in force at the entry, the
+            // same on every node; a forged command never reaches the
+            // session table (it could shadow the real one).
+            let members = self.log.config_at(index).cloned().unwrap_or_default();
+            let rejected = !signing::entry_ok(self.cfg.command_auth.as_deref(), &members, &entry);
+            if rejected {
+                warn!(
+                    "node {}: entry {index} fails its signature check: skipped",
+                    self.cfg.id
+                );
+            }
+            let duplicate = !rejected && entry.client.is_some_and(|id| !self.sessions.admit(id));
             self.note_applied(entry.client);
             if let Command::Config(c) = &entry.command {
                 // A removed node's session ends with it: its id may be
                 // given to a new node, whose commands start over from 1.
                 self.sessions.retain_nodes(|n| c.contains(n));
             }
-            self.out.committed.push(Committed { entry, duplicate });
+            self.out.committed.push(Committed {
+                entry,
+                duplicate,
+                rejected,
+            });
         }
         self.last_applied = Some(last);
         self.answer_committed_changes();
