@@ -213,6 +213,7 @@ pub fn append_from_params(params: &[Value]) -> Result<AppendEntries, Fault> {
         term: uint(&params[1], "term")?,
         commit_index: opt_uint(&params[2], "commit_index")?,
         all_log: boolean(&params[3], "all_log")?,
+        proof: None,
     })
 }
 
@@ -259,6 +260,37 @@ pub fn clients_header(entries: &[WireEntry]) -> Option<String> {
         flush(&mut out, r);
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// The `X-Raftian-Votes` header: an append's proof of election,
+/// `voter.signature` (base64) per vote, comma-separated.
+pub fn proof_header(proof: &[(u64, crate::raft::Sig)]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let votes: Vec<String> = proof
+        .iter()
+        .map(|(voter, sig)| format!("{voter}.{}", b64.encode(&sig[..])))
+        .collect();
+    votes.join(",")
+}
+
+/// Read an `X-Raftian-Votes` header (at most 16 votes: one per member).
+pub fn proof_from_header(header: &str) -> Result<crate::raft::VoteProof, String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = Vec::new();
+    for vote in header.split(',').filter(|v| !v.trim().is_empty()) {
+        if out.len() >= 16 {
+            return Err("more than 16 votes".into());
+        }
+        let bad = || format!("bad vote '{}'", shorten(vote));
+        let (voter, sig) = vote.trim().split_once('.').ok_or_else(bad)?;
+        let voter: u64 = voter.parse().map_err(|_| bad())?;
+        let sig = b64.decode(sig).map_err(|_| bad())?;
+        let sig = <[u8; 64]>::try_from(sig.as_slice()).map_err(|_| bad())?;
+        out.push((voter, std::sync::Arc::new(sig)));
+    }
+    Ok(out.into())
 }
 
 /// Put the ids of a clients header onto `entries`; a malformed header, or
@@ -446,10 +478,10 @@ pub fn append_reply_value(r: &AppendReply) -> Result<Value, String> {
 
 /// `[term, vote_granted]`.
 pub fn vote_reply_value(r: &VoteReply) -> Result<Value, String> {
-    Ok(Value::Array(vec![
-        int(r.term, "term")?,
-        Value::Boolean(r.vote_granted),
-    ]))
+    let mut v = vec![int(r.term, "term")?, Value::Boolean(r.vote_granted)];
+    // A signed vote (a cluster with keys, where no original node is).
+    v.extend(r.sig.as_ref().map(|s| Value::Base64(s.to_vec())));
+    Ok(Value::Array(v))
 }
 
 /// Read a peer's reply to `rpc`.
@@ -470,10 +502,25 @@ pub fn reply_from_value(rpc: &Rpc, v: &Value) -> Result<Reply, String> {
             }))
         }
         Rpc::RequestVote(_) | Rpc::PreVote(_) => {
-            let (t, g) = pair(v)?;
+            let (v, sig) = match v {
+                Value::Array(a) if a.len() == 3 => (Value::Array(a[..2].to_vec()), Some(&a[2])),
+                v => (v.clone(), None),
+            };
+            let (t, g) = pair(&v)?;
+            let sig = match sig {
+                None => None,
+                Some(Value::Base64(b)) => Some(std::sync::Arc::new(
+                    <[u8; 64]>::try_from(b.as_slice())
+                        .map_err(|_| "a vote's sig is not 64 bytes")?,
+                )),
+                Some(other) => {
+                    return Err(format!("a vote's sig must be base64, got {}", kind(other)));
+                }
+            };
             Ok(Reply::Vote(VoteReply {
                 term: uint(&t, "term").map_err(msg)?,
                 vote_granted: boolean(&g, "vote_granted").map_err(msg)?,
+                sig,
             }))
         }
         Rpc::IsLogEmpty => Ok(Reply::LogEmpty(boolean(v, "is_log_empty").map_err(msg)?)),
@@ -738,6 +785,7 @@ mod tests {
             term: 1,
             commit_index: None,
             all_log: true,
+            proof: None,
         };
         let p = rpc_params(&Rpc::AppendEntries(a.clone())).unwrap();
         assert_eq!(append_from_params(&p).unwrap(), a);
@@ -828,6 +876,7 @@ mod tests {
             term,
             commit_index: commit,
             all_log: all,
+            proof: None,
         })
     }
 

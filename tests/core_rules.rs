@@ -55,6 +55,7 @@ fn append(entries: Option<Vec<WireEntry>>, commit: Option<u64>, all_log: bool) -
         term: 1,
         commit_index: commit,
         all_log,
+        proof: None,
     }
 }
 
@@ -578,6 +579,12 @@ impl signing::CommandAuth for TestKeys {
         m.get(id.node).is_some_and(|k| k.public_key.is_some())
             && sig.iter().all(|b| *b == id.node as u8)
     }
+    fn sign_vote(&self, v: &signing::Vote) -> Option<Sig> {
+        Some(std::sync::Arc::new([v.voter as u8 + 100; 64]))
+    }
+    fn verify_vote(&self, m: &Membership, v: &signing::Vote, sig: &Sig) -> bool {
+        m.is_voter(v.voter) && sig.iter().all(|b| *b == v.voter as u8 + 100)
+    }
 }
 
 /// Node `id` of a keyed static cluster {0, 1, 2} (0 leads).
@@ -692,4 +699,112 @@ fn a_leader_drops_forwarded_clicks_that_fail_their_signature() {
     leader.service_actions(ms(3));
     let own = leader.log().entries().last().unwrap();
     assert_eq!(own.sig.as_deref(), Some(&[0u8; 64]));
+}
+
+/// Node `id` of a keyed election-mode cluster {0, 1, 2}.
+fn keyed_voter(id: NodeId) -> Node {
+    let members = (0..3).map(|i| Member {
+        id: i,
+        name: format!("n{i}"),
+        addr: format!("127.0.0.1:{}", 7000 + i),
+        voter: true,
+        public_key: Some(format!("key{i}")),
+    });
+    let mut c = RaftConfig::new(id, (0..3).filter(|p| *p != id).collect());
+    c.members = Some(std::sync::Arc::new(
+        Membership::new(members.collect()).unwrap(),
+    ));
+    c.command_auth = Some(std::sync::Arc::new(TestKeys));
+    Node::new(Raft::new(c, HardState::default(), vec![], Duration::ZERO).unwrap())
+}
+
+fn vote_sig(voter: u8) -> Sig {
+    std::sync::Arc::new([voter + 100; 64])
+}
+
+#[test]
+fn a_leader_without_signed_votes_is_not_followed() {
+    let mut f = keyed_voter(1);
+    let heartbeat = |term, proof: Option<VoteProof>| AppendEntries {
+        entries: None,
+        term,
+        commit_index: None,
+        all_log: false,
+        proof,
+    };
+    // Node 2 claims term 5 with no votes, then with only its own.
+    let err = f
+        .append_entries_rpc(&heartbeat(5, None), Some(2), ms(1))
+        .unwrap_err();
+    assert!(err.0.contains("no proof"), "{err}");
+    let alone: VoteProof = vec![(2, vote_sig(2))].into();
+    assert!(
+        f.append_entries_rpc(&heartbeat(5, Some(alone)), Some(2), ms(2))
+            .is_err()
+    );
+    // Forged votes (node 0's vote signed by someone else) do not count.
+    let forged: VoteProof = vec![(2, vote_sig(2)), (0, vote_sig(9))].into();
+    assert!(
+        f.append_entries_rpc(&heartbeat(5, Some(forged)), Some(2), ms(3))
+            .is_err()
+    );
+    // A forward cannot move the term either.
+    let fwd = append(Some(vec![click_by(2, 1, 3, 2)]), None, false);
+    let fwd = AppendEntries { term: 9, ..fwd };
+    f.append_entries_rpc(&fwd, Some(2), ms(4)).unwrap();
+    assert_eq!((f.term(), f.leader_id()), (0, None), "nothing changed");
+    // A majority of signed votes: followed from now on, without the proof.
+    let votes: VoteProof = vec![(2, vote_sig(2)), (0, vote_sig(0))].into();
+    assert!(
+        f.append_entries_rpc(&heartbeat(5, Some(votes)), Some(2), ms(5))
+            .unwrap()
+            .success
+    );
+    assert_eq!((f.term(), f.leader_id()), (5, Some(2)));
+    assert!(
+        f.append_entries_rpc(&heartbeat(5, None), Some(2), ms(6))
+            .unwrap()
+            .success
+    );
+}
+
+#[test]
+fn votes_are_signed_and_the_winner_sends_them() {
+    let mut c = keyed_voter(0);
+    c.note_peer_kind(1, true);
+    c.note_peer_kind(2, true);
+    // Campaign: pre-vote, then the vote.
+    let out = c.service_actions(ms(400));
+    let pre: Vec<_> = out
+        .iter()
+        .filter(|o| matches!(o.rpc, Rpc::PreVote(_)))
+        .collect();
+    assert!(!pre.is_empty());
+    let granted = |term, sig| {
+        Ok(Reply::Vote(VoteReply {
+            term,
+            vote_granted: true,
+            sig,
+        }))
+    };
+    let asks = c.on_reply(1, pre[0].seq, granted(0, None), ms(401));
+    let ask = |to: NodeId| {
+        let o = asks
+            .iter()
+            .find(|o| o.to == to && matches!(o.rpc, Rpc::RequestVote(_)));
+        o.expect("a vote request").seq
+    };
+    // An unsigned grant does not count; a signed one does.
+    c.on_reply(1, ask(1), granted(1, None), ms(402));
+    assert_ne!(c.mode(), Mode::Leader, "an unsigned vote is no vote");
+    let req2_seq = ask(2);
+    let out = c.on_reply(2, req2_seq, granted(1, Some(vote_sig(2))), ms(403));
+    assert_eq!(c.mode(), Mode::Leader);
+    let first = out.iter().find_map(|o| match &o.rpc {
+        Rpc::AppendEntries(a) => Some(a.proof.clone()),
+        _ => None,
+    });
+    let proof = first.flatten().expect("the first append carries the votes");
+    let voters: Vec<NodeId> = proof.iter().map(|(v, _)| *v).collect();
+    assert!(voters.contains(&2) && voters.contains(&0), "{voters:?}");
 }

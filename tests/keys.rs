@@ -79,10 +79,14 @@ fn only_signed_requests_change_anything() {
     let body = raftian::wire::call_body("click_wait", vec![Value::Integer(1)]).unwrap();
     let headers = signed(&key(0), 0, 0, &body);
     post_with(&addr0, &body, &headers).expect("a signed click");
-    wait_for("the click everywhere", Duration::from_secs(20), || {
-        let s = state(&c.addrs);
-        s.iter().all(|(_, _, hp)| *hp == s[0].2).then_some(())
-    });
+    wait_for(
+        "every node settled on the click",
+        Duration::from_secs(20),
+        || {
+            let s = state(&c.addrs);
+            s.iter().all(|n| n == &s[0]).then_some(())
+        },
+    );
     let before = state(&c.addrs);
 
     // The same request again: a replay.

@@ -100,6 +100,7 @@ fn any_append() -> Rpc {
         term: 1,
         commit_index: None,
         all_log: false,
+        proof: None,
     })
 }
 
@@ -168,6 +169,7 @@ fn captured_requests_decode_to_exact_values() {
             term: 1,
             commit_index: None,
             all_log: false,
+            proof: None,
         }
     );
     assert_eq!(
@@ -183,6 +185,7 @@ fn captured_requests_decode_to_exact_values() {
             term: 1,
             commit_index: None,
             all_log: true,
+            proof: None,
         }
     );
     assert_eq!(
@@ -192,6 +195,7 @@ fn captured_requests_decode_to_exact_values() {
             term: 1,
             commit_index: Some(8),
             all_log: false,
+            proof: None,
         }
     );
     // A follower forwarding a click: the entry's index is nil.
@@ -202,6 +206,7 @@ fn captured_requests_decode_to_exact_values() {
             term: 1,
             commit_index: Some(9),
             all_log: false,
+            proof: None,
         }
     );
     assert_eq!(
@@ -211,6 +216,7 @@ fn captured_requests_decode_to_exact_values() {
             term: 1,
             commit_index: None,
             all_log: false,
+            proof: None,
         }
     );
     assert_eq!(
@@ -220,6 +226,7 @@ fn captured_requests_decode_to_exact_values() {
             term: 1,
             commit_index: None,
             all_log: false,
+            proof: None,
         }
     );
     let probe = request("is_log_empty_to8001_false.request.bin");
@@ -317,6 +324,7 @@ fn python_parses_every_request_we_build() {
             term: 1,
             commit_index,
             all_log,
+            proof: None,
         })
     };
     let vote = VoteRequest {

@@ -68,6 +68,7 @@ pub(super) fn wire_bench(a: &WireArgs) -> Result<String, String> {
             term: 3,
             commit_index: Some(99_999),
             all_log: false,
+            proof: None,
         });
         let body = wire::rpc_params(&rpc).and_then(|p| wire::call_body(rpc.method(), p))?;
         if wire::rpc_body(&rpc)? != body {

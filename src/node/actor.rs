@@ -106,6 +106,8 @@ pub struct Actor {
     removed: bool,
     auth: Arc<super::auth::Auth>,
     digest: StateDigest,
+    /// The last entry the board reflects.
+    applied: Option<u64>,
     /// This node was in a configuration applied here (or started in one).
     was_member: bool,
     /// `click_wait` callers, by the seq their click got in our session.
@@ -172,6 +174,8 @@ impl Actor {
         } = parts;
         let mut actor = Actor {
             was_member: raft.applied_membership().contains(raft.id()),
+            // The board starts as of the snapshot, if any.
+            applied: raft.log().snapshot().map(|s| s.index),
             raft,
             storage,
             storage_blocks,
@@ -195,6 +199,14 @@ impl Actor {
         };
         actor.sync_members();
         actor
+    }
+
+    /// The turn before any event: what the core did as it started is made
+    /// durable, sent and applied, and the status published.
+    pub fn first_turn(&mut self) {
+        if !self.process_ready(&mut Waiting::default()) {
+            error!("{}: state could not be made durable at start", self.name);
+        }
     }
 
     fn now(&self) -> Duration {
@@ -383,6 +395,7 @@ impl Actor {
         match read(&s.data) {
             Ok((game, digest)) => {
                 self.digest = digest;
+                self.applied = Some(s.meta.index);
                 self.state = game.clone();
                 self.orders.restore(game);
                 true
@@ -498,6 +511,7 @@ impl Actor {
             rejected,
         } in committed
         {
+            self.applied = Some(entry.index);
             if duplicate || rejected {
                 continue;
             }
@@ -546,7 +560,9 @@ impl Actor {
             term: r.term(),
             leader_id: r.leader_id(),
             commit_index: r.commit_index(),
-            last_applied: r.last_applied(),
+            // What the board shows (the core may have applied further in a
+            // Ready not handled yet).
+            last_applied: self.applied,
             log_length: r.entries().len() as u64,
             snapshot_index: r.log().snapshot().map(|s| s.index),
             snapshot_term: r.log().snapshot().map(|s| s.term),

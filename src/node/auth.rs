@@ -17,7 +17,7 @@ use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 
 use super::server::NODE_HEADER;
 use crate::keys::{self, Counter, ReplayGuard};
-use crate::raft::signing::{self, CommandAuth};
+use crate::raft::signing::{self, CommandAuth, Vote};
 use crate::raft::{ClientId, Command, Membership, NodeId, Sig};
 
 /// `<counter>.<signature>` of a signed request.
@@ -172,11 +172,30 @@ impl CommandAuth for CommandKeys {
     }
 
     fn verify(&self, members: &Membership, id: &ClientId, command: &Command, sig: &Sig) -> bool {
-        let Some(key) = self.key_of(members, id.node) else {
+        self.check(
+            members,
+            id.node,
+            &signing::command_message(id, command),
+            sig,
+        )
+    }
+
+    fn sign_vote(&self, vote: &Vote) -> Option<Sig> {
+        let key = self.key.as_ref()?;
+        Some(Arc::new(key.sign(&signing::vote_message(vote)).to_bytes()))
+    }
+
+    fn verify_vote(&self, members: &Membership, vote: &Vote, sig: &Sig) -> bool {
+        self.check(members, vote.voter, &signing::vote_message(vote), sig)
+    }
+}
+
+impl CommandKeys {
+    fn check(&self, members: &Membership, signer: NodeId, message: &[u8], sig: &Sig) -> bool {
+        let Some(key) = self.key_of(members, signer) else {
             return false;
         };
         let sig = ed25519_dalek::Signature::from_bytes(sig);
-        key.verify(&signing::command_message(id, command), &sig)
-            .is_ok()
+        key.verify(message, &sig).is_ok()
     }
 }

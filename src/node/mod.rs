@@ -540,9 +540,11 @@ async fn run_runtime(
         ));
     }
     drop(parts.events);
-    let actor = actor::Actor::new(actor, peers, ver_tx);
-    // status() answers from the board: fill it before start() returns.
-    actor.publish_status();
+    let mut actor = actor::Actor::new(actor, peers, ver_tx);
+    // status() answers from the board: fill it, with what the core applied
+    // as it started (a static leader commits its log at once), before
+    // start() returns.
+    actor.first_turn();
     let _ = ready.send(Ok(()));
     // On a worker, next to the timer and the sockets: run inside block_on,
     // every tick and every RPC would cost a thread hop.

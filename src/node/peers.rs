@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use super::actor::Event;
 use super::auth::{AUTH_HEADER, Auth};
-use super::server::{CLIENTS_HEADER, NODE_HEADER, TRANSFER_HEADER};
-use crate::raft::{NodeId, Outbound, PeerKind, Rpc, RpcFailure};
+use super::server::{CLIENTS_HEADER, NODE_HEADER, TRANSFER_HEADER, VOTES_HEADER};
+use crate::raft::{AppendEntries, NodeId, Outbound, PeerKind, Rpc, RpcFailure};
 use crate::wire;
 
 pub struct Peers {
@@ -126,6 +126,9 @@ async fn call(
         && let Some(h) = a.entries.as_deref().and_then(wire::clients_header)
     {
         req = req.header(CLIENTS_HEADER, h);
+    }
+    if let Rpc::AppendEntries(AppendEntries { proof: Some(p), .. }) = &msg.rpc {
+        req = req.header(VOTES_HEADER, wire::proof_header(p));
     }
     if let Rpc::RequestVote(v) = &msg.rpc
         && v.transfer

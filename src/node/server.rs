@@ -33,6 +33,8 @@ pub const NODE_HEADER: &str = "x-raftian-node";
 /// The header carrying the client ids of an append's entries (see
 /// `wire::clients_header`); only Rust nodes send it.
 pub const CLIENTS_HEADER: &str = "x-raftian-clients";
+/// An append's proof of its sender's election: the signed votes.
+pub const VOTES_HEADER: &str = "x-raftian-votes";
 /// Set on a vote request of a candidate the leader handed over to.
 pub const TRANSFER_HEADER: &str = "x-raftian-transfer";
 /// Set on a membership call a follower passed on to its leader (so that it
@@ -256,6 +258,12 @@ impl Handler for RpcHandler {
             Method::Append => {
                 let mut req = wire::append_from_params(params)?;
                 client_ids(&mut req, &headers)?;
+                if let Some(h) = headers.get(VOTES_HEADER) {
+                    let h = h
+                        .to_str()
+                        .map_err(|_| bad_args("the votes header is not text"))?;
+                    req.proof = Some(wire::proof_from_header(h).map_err(bad_args)?);
+                }
                 self.raft_call(&headers, Rpc::AppendEntries(req)).await
             }
             Method::Vote => {

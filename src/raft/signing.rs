@@ -8,14 +8,33 @@
 use std::fmt::Debug;
 
 use super::membership::Membership;
-use super::types::{ClientId, Command, Entry, Sig};
+use super::types::{ClientId, Command, Entry, NodeId, Sig};
 
+/// The node's keys, as the core uses them: it signs the commands its node
+/// takes and the votes it grants, and checks other members' signatures.
 pub trait CommandAuth: Send + Sync + Debug {
     /// This node's signature over a command it takes (`None`: no key).
     fn sign(&self, id: &ClientId, command: &Command) -> Option<Sig>;
     /// Is `sig` node `id.node`'s signature over `(id, command)`, by the key
     /// `members` lists for it?
     fn verify(&self, members: &Membership, id: &ClientId, command: &Command, sig: &Sig) -> bool;
+    /// This node's signature of its vote for `candidate` in `term`.
+    fn sign_vote(&self, vote: &Vote) -> Option<Sig>;
+    /// Is `sig` `vote.voter`'s signature of that vote?
+    fn verify_vote(&self, members: &Membership, vote: &Vote, sig: &Sig) -> bool;
+}
+
+/// A vote, as signed: in `term`, `voter` votes for `candidate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vote {
+    pub term: u64,
+    pub candidate: NodeId,
+    pub voter: NodeId,
+}
+
+/// What a vote's signature covers.
+pub fn vote_message(v: &Vote) -> Vec<u8> {
+    format!("raftian-vote\n{}\n{}\n{}", v.term, v.candidate, v.voter).into_bytes()
 }
 
 /// What a signature covers.

@@ -146,7 +146,14 @@ pub struct AppendEntries {
     pub commit_index: Option<u64>,
     /// The batch starts at the leader's first entry: the follower overwrites.
     pub all_log: bool,
+    /// In a cluster with keys: the signed votes that elected the sender in
+    /// `term` (a header between Rust nodes), until the follower took them.
+    pub proof: Option<VoteProof>,
 }
+
+/// Votes that elected a leader: (voter, its signature over the term, the
+/// candidate and itself).
+pub type VoteProof = Arc<[(NodeId, Sig)]>;
 
 /// `[success, term]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,11 +176,13 @@ pub struct VoteRequest {
     pub transfer: bool,
 }
 
-/// `[term, vote_granted]` (the paper's order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `[term, vote_granted]` (the paper's order), and in a cluster with keys
+/// the voter's signature of a granted vote as a third element.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VoteReply {
     pub term: u64,
     pub vote_granted: bool,
+    pub sig: Option<Sig>,
 }
 
 /// A request the core wants sent to a peer.
@@ -261,7 +270,7 @@ impl Rpc {
 }
 
 /// A peer's answer to an [`Rpc`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     Append(AppendReply),
     Vote(VoteReply),

@@ -1218,7 +1218,7 @@ fn leave(c: &mut Cluster, id: usize) {
     let r = change_or(
         c,
         |c, l| c.remove_server(l, id as NodeId),
-        Some(("not a member", done)),
+        Some(("not a member", done.clone())),
     );
     assert_eq!(r, done);
     assert!(!c.latest_membership().contains(id as NodeId));
@@ -1286,7 +1286,7 @@ fn membership_partitioned(seed: u64, _peers: Peers) -> Cluster {
         let l = c.leader().filter(|l| rest.contains(l)).unwrap_or(rest[0]);
         c.remove_server(l, buddy as NodeId)
     };
-    let r = change_or(&mut c, remove, Some(("not a member", done)));
+    let r = change_or(&mut c, remove, Some(("not a member", done.clone())));
     assert_eq!(r, Reply::ServerRemoved(buddy as NodeId));
     c.crash(buddy);
     c.heal();

@@ -21,8 +21,15 @@ impl Raft {
         now: Duration,
         req: &VoteRequest,
         pre: bool,
+        from: Option<NodeId>,
     ) -> Result<VoteReply, InvalidRequest> {
         self.validate_vote(req)?;
+        if self.signed_votes() && from != Some(req.candidate_id) {
+            return Err(InvalidRequest(format!(
+                "a vote request for node {} must be signed by it",
+                req.candidate_id
+            )));
+        }
         // Within a leader's lease (check-quorum) a vote request is ignored
         // before its term is looked at: a partitioned node cannot depose a
         // healthy leader.
@@ -34,9 +41,13 @@ impl Raft {
         } else {
             self.vote(now, req)
         };
+        let sig = (granted && !pre)
+            .then(|| self.sign_vote(req.candidate_id))
+            .flatten();
         Ok(VoteReply {
             term: self.term,
             vote_granted: granted,
+            sig,
         })
     }
 
@@ -79,7 +90,7 @@ impl Raft {
         }
         self.leader_id = None;
         let mut votes = Votes::default();
-        votes.record(self.cfg.id, true);
+        votes.record(self.cfg.id, true, None);
         if pre {
             self.role = Role::PreCandidate(votes);
             debug!("node {} starts a pre-vote for term {term}", self.cfg.id);
@@ -125,6 +136,13 @@ impl Raft {
         now: Duration,
     ) {
         let campaign_term = if pre { self.term + 1 } else { self.term };
+        // A granted vote counts with its voter's signature (keys), and a
+        // pre-vote is only a question.
+        let sig = match &result {
+            Ok(Reply::Vote(VoteReply { sig, .. })) => sig.clone(),
+            _ => None,
+        };
+        let signed = pre || self.vote_counts(term, from, sig.as_ref());
         let votes = match &mut self.role {
             Role::PreCandidate(v) if pre => v,
             Role::Candidate(v) if !pre => v,
@@ -133,14 +151,15 @@ impl Raft {
         if term != campaign_term {
             return;
         }
-        let granted = matches!(
-            result,
-            Ok(Reply::Vote(VoteReply {
-                vote_granted: true,
-                ..
-            }))
-        );
-        votes.record(from, granted);
+        let granted = signed
+            && matches!(
+                result,
+                Ok(Reply::Vote(VoteReply {
+                    vote_granted: true,
+                    ..
+                }))
+            );
+        votes.record(from, granted, sig);
         let won = match &self.role {
             Role::PreCandidate(v) | Role::Candidate(v) => self.voters_agree(|id| v.granted_by(id)),
             _ => false,
@@ -154,7 +173,14 @@ impl Raft {
         if pre {
             self.campaign(now, false);
         } else {
+            let proof = match &self.role {
+                Role::Candidate(v) => self.proof_from(v),
+                _ => None,
+            };
             self.become_leader(now);
+            if let Role::Leader(l) = &mut self.role {
+                l.proof = proof;
+            }
             self.replicate_all(now);
         }
     }
@@ -175,6 +201,8 @@ impl Raft {
             synced: self.log.config_key(self.commit_index),
             catch_up: BTreeMap::new(),
             departing: BTreeMap::new(),
+            proof: None,
+            proved: Default::default(),
         });
         // What this node forwarded and has not seen applied, it now
         // appends itself (copies of what the old leader did append are

@@ -21,8 +21,20 @@ impl Raft {
         let batch = validate_append(req)?;
         self.check_static(req, &batch, from)?;
         match batch {
-            Batch::Forwarded(commands) => Ok(self.take_forwarded(now, req.term, commands)),
-            Batch::Replicate(entries) => Ok(self.receive_append(now, req, &entries, from)),
+            Batch::Forwarded(commands) => {
+                // With keys, a member's forward cannot move terms: only a
+                // proved leader can.
+                let term = if self.signed_votes() {
+                    self.term
+                } else {
+                    req.term
+                };
+                Ok(self.take_forwarded(now, term, commands))
+            }
+            Batch::Replicate(entries) => {
+                self.check_leader_proof(req, from)?;
+                Ok(self.receive_append(now, req, &entries, from))
+            }
         }
     }
 

@@ -51,6 +51,7 @@ impl Raft {
             term: self.term,
             commit_index: None,
             all_log: false,
+            proof: None,
         });
         let pending = Pending::Forward {
             to: leader,

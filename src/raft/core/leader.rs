@@ -166,6 +166,23 @@ impl Raft {
         self.send_batch(to, next, commit, now);
     }
 
+    /// A follower that answered took our proof of election; one that
+    /// faulted (it restarted and forgot it) gets it again.
+    fn note_proof_taken(&mut self, to: NodeId, result: &Result<Reply, RpcFailure>) {
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
+        match result {
+            Ok(Reply::Append(_)) => {
+                l.proved.insert(to);
+            }
+            Err(RpcFailure::Fault(..)) => {
+                l.proved.remove(&to);
+            }
+            _ => {}
+        }
+    }
+
     /// The batch `[prev] + new` from `next` on (or the whole log, flagged
     /// `all_log`, when `next` is the first index).
     fn send_batch(&mut self, to: NodeId, next: u64, commit: Option<u64>, now: Duration) {
@@ -199,6 +216,7 @@ impl Raft {
             term: self.term,
             commit_index: commit,
             all_log,
+            proof: self.proof_for(to),
         });
         if let (Some(c), Some(pr)) = (commit, self.progress(to)) {
             pr.note_commit_sent(c);
@@ -223,6 +241,7 @@ impl Raft {
             term: self.term,
             commit_index,
             all_log: false,
+            proof: self.proof_for(to),
         });
         let sent = AppendSent {
             to,
@@ -275,6 +294,9 @@ impl Raft {
         };
         let current = sent.term == self.term;
         let to = sent.to;
+        if current {
+            self.note_proof_taken(to, &result);
+        }
         let Some(pr) = self.progress(to) else { return };
         pr.answered(seq);
         if !current {

@@ -33,6 +33,7 @@ mod follower;
 mod forward;
 mod leader;
 mod pending;
+mod proof;
 mod role;
 mod snapshot;
 mod transfer;
@@ -155,6 +156,9 @@ pub struct Raft {
     snapshot_asked: Option<u64>,
     /// A snapshot arriving in chunks from the leader.
     install: Option<snapshot::Install>,
+    /// The leader whose election this node saw proved (signed votes), and
+    /// its term.
+    proven: Option<(u64, NodeId)>,
     /// Callers of membership changes, until their change commits.
     conf_waiters: Vec<confchange::ConfWaiter>,
     /// Said once that the log is kept whole for an original node.
@@ -236,6 +240,7 @@ impl Raft {
             snapshot_asked: None,
             install: None,
             conf_waiters: Vec::new(),
+            proven: None,
             whole_log_noted: false,
             warned_original: Default::default(),
             hello_at: BTreeMap::new(),
@@ -408,8 +413,8 @@ impl Raft {
         let from = from.filter(|s| *s != self.cfg.id && (joining || leads || self.is_member(*s)));
         match rpc {
             Rpc::AppendEntries(req) => self.step_append(now, &req, from).map(Reply::Append),
-            Rpc::RequestVote(req) => self.step_vote(now, &req, false).map(Reply::Vote),
-            Rpc::PreVote(req) => self.step_vote(now, &req, true).map(Reply::Vote),
+            Rpc::RequestVote(req) => self.step_vote(now, &req, false, from).map(Reply::Vote),
+            Rpc::PreVote(req) => self.step_vote(now, &req, true, from).map(Reply::Vote),
             Rpc::IsLogEmpty => Ok(Reply::LogEmpty(self.is_log_empty())),
             Rpc::InstallSnapshot(req) => self.step_install(now, &req, from).map(Reply::Snapshot),
             Rpc::TimeoutNow { term } => self

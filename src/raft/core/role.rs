@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::raft::progress::Progress;
-use crate::raft::types::{Mode, NodeId};
+use std::collections::BTreeSet;
+
+use crate::raft::types::{Mode, NodeId, Sig, VoteProof};
 
 #[derive(Debug)]
 pub(super) enum Role {
@@ -22,17 +24,28 @@ pub(super) struct FollowerState {
     pub leader_match: Option<u64>,
 }
 
-/// Who answered a (pre-)vote, and how.
+/// Who answered a (pre-)vote, and how (with the signatures of granted
+/// votes, in a cluster with keys).
 #[derive(Debug, Default)]
-pub(super) struct Votes(BTreeMap<NodeId, bool>);
+pub(super) struct Votes {
+    answers: BTreeMap<NodeId, bool>,
+    sigs: BTreeMap<NodeId, Sig>,
+}
 
 impl Votes {
-    pub fn record(&mut self, from: NodeId, granted: bool) {
-        self.0.insert(from, granted);
+    pub fn record(&mut self, from: NodeId, granted: bool, sig: Option<Sig>) {
+        self.answers.insert(from, granted);
+        if let (true, Some(sig)) = (granted, sig) {
+            self.sigs.insert(from, sig);
+        }
     }
 
     pub fn granted_by(&self, id: NodeId) -> bool {
-        self.0.get(&id) == Some(&true)
+        self.answers.get(&id) == Some(&true)
+    }
+
+    pub fn signatures(&self) -> impl Iterator<Item = (NodeId, Sig)> + '_ {
+        self.sigs.iter().map(|(id, s)| (*id, s.clone()))
     }
 }
 
@@ -51,6 +64,10 @@ pub(super) struct LeaderState {
     pub catch_up: BTreeMap<NodeId, (u64, Duration)>,
     /// Removed nodes still sent heartbeats, until this time.
     pub departing: BTreeMap<NodeId, Duration>,
+    /// The signed votes that elected this leader (a cluster with keys),
+    /// and the followers that took them.
+    pub proof: Option<VoteProof>,
+    pub proved: BTreeSet<NodeId>,
 }
 
 #[derive(Debug)]

@@ -228,6 +228,13 @@ impl Raft {
         from: Option<NodeId>,
     ) -> Result<u64, InvalidRequest> {
         self.validate_install(req, from)?;
+        let proved = self.proven == Some((req.term, req.leader_id));
+        if self.signed_votes() && req.term >= self.term && !proved {
+            return Err(InvalidRequest(format!(
+                "node {} has not proved its election in term {} (an append carries the proof)",
+                req.leader_id, req.term
+            )));
+        }
         if req.term < self.term || (self.mode() == Mode::Leader && req.term == self.term) {
             return Ok(self.term);
         }

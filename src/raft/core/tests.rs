@@ -99,6 +99,7 @@ fn forward_acknowledged_by_newer_term_is_not_resent() {
             term,
             commit_index: None,
             all_log: false,
+            proof: None,
         }),
     };
     turn(&mut f, ms(1), heartbeat(3, 0));
