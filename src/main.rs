@@ -58,6 +58,11 @@ struct NodeArgs {
     /// Window frame cap (0 = uncapped).
     #[arg(long, default_value_t = 60)]
     fps: u32,
+    /// Window size as a multiple of the original 1000x1200 (0.25 to 4, e.g.
+    /// 0.5, 1, 2); default: the largest of 2, 1, 0.75, 0.5 that fits the
+    /// screen, 1 when the screen's size is unknown.
+    #[arg(long, value_parser = window::scale::parse_scale)]
+    scale: Option<f64>,
     /// Serve bench_click and write queue/apply times to this file.
     #[arg(long)]
     apply_trace: Option<PathBuf>,
@@ -111,6 +116,7 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
     let wopts = WindowOptions {
         fps: a.fps,
         title: format!("Raftian - {name}"),
+        scale: a.scale,
     };
     match window::run(&link, wopts) {
         Ok(()) => {
