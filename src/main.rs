@@ -1,5 +1,5 @@
-//! `raftian`: run a node (window or headless), the frame-rate experiment, or
-//! the benchmark.
+//! `raftian`: run a node (window or headless), watch a cluster, click from
+//! the command line, the frame-rate experiment, or the benchmark.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -25,6 +25,10 @@ struct Cli {
 enum Cmd {
     /// Run one node of a cluster (one process per node).
     Node(NodeArgs),
+    /// Every member's state as a table (or JSON); --watch redraws it live.
+    Status(raftian::cli::status::StatusArgs),
+    /// Click a player on a node (its `click` method), or `new` for a new round.
+    Click(raftian::cli::click::ClickArgs),
     /// The paper's frame-rate experiment (section 2.2.1).
     Dots(raftian::bench::dots::DotsArgs),
     /// End-to-end benchmark: 5 real node processes on loopback.
@@ -73,6 +77,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
         Cmd::Node(a) => run_node(a),
+        Cmd::Status(a) => raftian::cli::status::run(&a),
+        Cmd::Click(a) => raftian::cli::click::run(&a).map(|answer| println!("{answer}")),
         Cmd::Dots(a) => raftian::bench::dots::run(&a),
         Cmd::Bench(a) => raftian::bench::run(&a),
     };
