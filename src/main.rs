@@ -67,6 +67,10 @@ struct NodeArgs {
     /// screen, 1 when the screen's size is unknown.
     #[arg(long, value_parser = window::scale::parse_scale)]
     scale: Option<f64>,
+    /// Serve on this address instead of the cluster file's `addr` (which
+    /// the other nodes still use to reach this one), e.g. 0.0.0.0:8000.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<std::net::SocketAddr>,
     /// Serve bench_click and write queue/apply times to this file.
     #[arg(long)]
     apply_trace: Option<PathBuf>,
@@ -109,6 +113,7 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
         )
     };
     opts.unsafe_ephemeral = a.unsafe_ephemeral;
+    opts.listen = a.listen;
     opts.bench = a.apply_trace.is_some();
     opts.apply_trace = a.apply_trace;
     let mut running = node::start(opts)?;

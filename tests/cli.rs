@@ -1,12 +1,13 @@
 //! The command-line tools against real node processes: `raftian status`
 //! (table, JSON, --watch, a down node, members learned from status()),
-//! `raftian click` (ok, Faults, unreachable, bad input).
+//! `raftian click` (ok, Faults, unreachable, bad input), and `raftian node
+//! --listen`.
 
 mod common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value as Json;
@@ -77,7 +78,21 @@ fn status_and_click_against_a_running_cluster() {
         1,
         "{roles:?}"
     );
-    assert_eq!(doc["players"], serde_json::json!([1, 2, 3, 4]));
+    // Players are the ids the nodes report (1-4 today, more to come).
+    let players: Vec<u64> = doc["players"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Json::as_u64)
+        .collect();
+    assert!(players.starts_with(&[1, 2, 3, 4]), "{players:?}");
+    let hp_keys: Vec<u64> = doc["members"][0]["hp"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.parse().unwrap())
+        .collect();
+    assert_eq!(hp_keys.len(), players.len(), "{doc}");
     let follower = (0..3)
         .find(|&i| member(&doc, NAMES[i])["role"] == "FOLLOWER")
         .unwrap();
@@ -274,5 +289,75 @@ fn watch_on_a_terminal(config: &str) {
     assert!(
         after.contains("3 members, 3 up"),
         "no last table: {after:?}"
+    );
+}
+
+#[test]
+fn node_listen_binds_apart_from_the_cluster_addr() {
+    let dir = temp_dir("listen");
+    // An address that is not this machine's (TEST-NET-1): only --listen can
+    // serve this node here. It has no peers, so nothing is sent there.
+    let port = free_port();
+    let config = dir.join("cluster.toml");
+    std::fs::write(
+        &config,
+        format!("leader = 0\n[[node]]\nid = 0\nname = \"far\"\naddr = \"192.0.2.1:{port}\"\n"),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "node",
+            "--config",
+            config,
+            "--id",
+            "0",
+            "--headless",
+            "--ephemeral",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+
+    let out = run_raftian(&args(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on 192.0.2.1:{port}")) && err.contains("--listen"),
+        "{err}"
+    );
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let start = Instant::now();
+    let _node = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_raftian"))
+            .args(args(&["--listen", &listen]))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let s = wait_for(
+        "the node on its --listen address",
+        Duration::from_secs(20),
+        || status(&listen).ok(),
+    );
+    assert_eq!(s.get("name").map(common::text).as_deref(), Some("far"));
+    // Its members still say where the others reach it.
+    let members = format!("{:?}", s.get("members"));
+    assert!(members.contains(&format!("192.0.2.1:{port}")), "{members}");
+    let (ok, out, err) = click(&["--addr", &listen, "--wait", "2"]);
+    assert!(ok && out == "true\n", "{out} {err}");
+    eprintln!("listen test took {:?}", start.elapsed());
+
+    let out = run_raftian(&[
+        "node", "--config", config, "--id", "0", "--listen", "nowhere",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--listen"),
+        "{}",
+        text(&out.stderr)
     );
 }
