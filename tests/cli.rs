@@ -287,6 +287,10 @@ fn watch_on_a_terminal(config: &str) {
         .unwrap_or_else(|| panic!("the alternate screen was not left: {shown:?}"));
     assert!(on_alt.contains(&enter), "{shown:?}");
     assert!(
+        on_alt.contains("3 members, 3 up"),
+        "no frame drawn: {on_alt:?}"
+    );
+    assert!(
         after.contains("3 members, 3 up"),
         "no last table: {after:?}"
     );

@@ -620,12 +620,15 @@ impl Screen {
         Ok(Screen { tty })
     }
 
-    /// Columns and rows of the terminal, if it is one.
+    /// Columns and rows of the terminal, if it is one that knows its size
+    /// (a pseudo-terminal may say 0x0).
     fn size(&self) -> Option<(u16, u16)> {
         if !self.tty {
             return None;
         }
-        crossterm::terminal::size().ok()
+        crossterm::terminal::size()
+            .ok()
+            .filter(|&(w, h)| w > 0 && h > 0)
     }
 
     fn draw(&mut self, text: &str) -> std::io::Result<()> {
