@@ -172,6 +172,7 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::game::{PLAYERS, PlayerId};
     use crate::window::{BoardState, PLAYER_POSITIONS, SQUARE, player_at, render, square_colour};
 
     fn layout() -> Vec<u32> {
@@ -229,12 +230,16 @@ mod tests {
             let (w, h) = view.size();
             assert_eq!(frame.len(), w * h);
             // Every window pixel: the player hit there is the one whose
-            // colour is drawn there, and the other way round.
+            // colour is drawn there, and the other way round (a square of
+            // a player who is not on this board may be hit: nobody is drawn
+            // there, and the game refuses the click).
+            let on_board = |p: PlayerId| usize::from(p) <= PLAYERS;
             for y in 0..h {
                 for x in 0..w {
                     let (lx, ly) = view.to_layout(x as f32 + 0.5, y as f32 + 0.5);
-                    let hit = player_at(lx, ly);
-                    let drawn = (1..=4).find(|&p| frame[y * w + x] == square_colour(p, 100));
+                    let hit = player_at(lx, ly).filter(|&p| on_board(p));
+                    let drawn = (1..=PLAYERS as PlayerId)
+                        .find(|&p| frame[y * w + x] == square_colour(p, 100));
                     assert_eq!(hit, drawn, "scale {s}, window ({x}, {y})");
                 }
             }
