@@ -372,11 +372,16 @@ pub fn run_with(
             "the window title contains a NUL byte".into(),
         ));
     }
-    let view = View::new(opts.scale.unwrap_or_else(scale::fit_screen));
+    // No scale given: the largest that fits the screen. The connection
+    // that asks stays open until the window is (see scale::Screen).
+    let screen = opts.scale.is_none().then(scale::Screen::open).flatten();
+    let view = View::new(
+        opts.scale
+            .unwrap_or_else(|| scale::fit_scale(screen.as_ref().and_then(scale::Screen::size))),
+    );
     let (win_w, win_h) = view.size();
-    let mut window =
-        minifb::Window::new(&opts.title, win_w, win_h, minifb::WindowOptions::default())
-            .map_err(|e| WindowError::NoDisplay(e.to_string()))?;
+    let mut window = open_window(&opts.title, win_w, win_h)?;
+    drop(screen);
     log::info!("window {win_w}x{win_h} (scale {})", view.scale());
     // We pace frames ourselves (minifb would otherwise sleep in update()).
     window.set_target_fps(0);
@@ -460,6 +465,26 @@ pub fn run_with(
             last_log = now;
         }
     }
+}
+
+/// minifb's window. A display that is named but refuses the connection is
+/// tried twice more, 100 ms apart: under Xvfb a connection opened right
+/// after another one of this process closed fails now and then.
+fn open_window(title: &str, w: usize, h: usize) -> Result<minifb::Window, WindowError> {
+    let named = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+    let mut why = String::new();
+    for attempt in 0..if named { 3 } else { 1 } {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        match minifb::Window::new(title, w, h, minifb::WindowOptions::default()) {
+            Ok(window) => return Ok(window),
+            Err(e) => why = e.to_string(),
+        }
+    }
+    Err(WindowError::NoDisplay(why))
 }
 
 /// Mouse handling between frames.

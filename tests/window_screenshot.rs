@@ -272,7 +272,11 @@ fn click(display: &str, wid: &str, player: PlayerId, times: u32) {
 /// [`click`] at window point `at`.
 fn click_at(display: &str, wid: &str, at: (usize, usize), times: u32) {
     let (x, y) = (at.0.to_string(), at.1.to_string());
-    let mut args = vec!["mousemove", "--window", wid, &x, &y];
+    // minifb reads the pointer's position before the events of each update,
+    // so a press sent right after the move can be paired with the position
+    // before it if the window's thread stalls in between: let the move
+    // settle first.
+    let mut args = vec!["mousemove", "--window", wid, &x, &y, "sleep", "0.1"];
     for _ in 0..times {
         args.extend([
             "mousedown",
@@ -388,6 +392,15 @@ fn close_window(display: &str, wid: &str) {
 
 #[test]
 fn window_under_xvfb() {
+    // A failure unwinds into dropping Xvfb while a window thread still
+    // talks to it, and Xlib then exits the process before the harness
+    // prints the captured panic: say it on stderr first.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "window_under_xvfb failed: {info}");
+        default_hook(info);
+    }));
     // 1. No display at all: the caller is told to go headless.
     // SAFETY: the only test in this binary; nothing else reads the
     // environment while it changes.

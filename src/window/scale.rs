@@ -63,28 +63,68 @@ pub fn window_size(s: f64) -> (usize, usize) {
 
 /// Size of the default screen of the X display `$DISPLAY` names (XWayland
 /// too), or `None` when there is none to ask.
-#[cfg(target_os = "linux")]
 pub fn screen_size() -> Option<(usize, usize)> {
-    use x11_dl::xlib::Xlib;
-    let xl = Xlib::open().ok()?;
-    // SAFETY: a connection opened and closed here; the calls only read the
-    // default screen's size.
-    unsafe {
-        let dpy = (xl.XOpenDisplay)(std::ptr::null());
+    Screen::open()?.size()
+}
+
+/// A connection to the X display `$DISPLAY` names, to read the screen's
+/// size. Keep it open until the window is open: one connection closed and
+/// another opened at once by the same process (minifb's) fails now and then
+/// (6 times in 100 under Xvfb here), one opened while the other is still
+/// open did not fail once in 100.
+#[cfg(target_os = "linux")]
+pub struct Screen {
+    xl: x11_dl::xlib::Xlib,
+    dpy: *mut x11_dl::xlib::Display,
+}
+
+#[cfg(target_os = "linux")]
+impl Screen {
+    pub fn open() -> Option<Screen> {
+        let xl = x11_dl::xlib::Xlib::open().ok()?;
+        // SAFETY: opens a connection that Drop closes; null names $DISPLAY.
+        let dpy = unsafe { (xl.XOpenDisplay)(std::ptr::null()) };
         if dpy.is_null() {
             return None;
         }
-        let screen = (xl.XDefaultScreen)(dpy);
-        let w = (xl.XDisplayWidth)(dpy, screen);
-        let h = (xl.XDisplayHeight)(dpy, screen);
-        (xl.XCloseDisplay)(dpy);
+        Some(Screen { xl, dpy })
+    }
+
+    /// Width and height of the default screen, in pixels.
+    pub fn size(&self) -> Option<(usize, usize)> {
+        // SAFETY: `dpy` is an open connection; these calls only read it.
+        let (w, h) = unsafe {
+            let screen = (self.xl.XDefaultScreen)(self.dpy);
+            (
+                (self.xl.XDisplayWidth)(self.dpy, screen),
+                (self.xl.XDisplayHeight)(self.dpy, screen),
+            )
+        };
         Some((usize::try_from(w).ok()?, usize::try_from(h).ok()?))
     }
 }
 
+#[cfg(target_os = "linux")]
+impl Drop for Screen {
+    fn drop(&mut self) {
+        // SAFETY: `dpy` was opened by `open` and is closed once, here.
+        unsafe { (self.xl.XCloseDisplay)(self.dpy) };
+    }
+}
+
+/// Elsewhere the screen's size is not asked (scale 1 unless given).
 #[cfg(not(target_os = "linux"))]
-pub fn screen_size() -> Option<(usize, usize)> {
-    None
+pub struct Screen;
+
+#[cfg(not(target_os = "linux"))]
+impl Screen {
+    pub fn open() -> Option<Screen> {
+        None
+    }
+
+    pub fn size(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 /// The layout as the window shows it: which layout pixel each window pixel
