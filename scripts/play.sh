@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Play: build the game and run the paper's 5-node cluster on this machine,
-# one process per node (windows where a display exists, headless otherwise).
+# one process per node: windows where a display exists; headless otherwise,
+# and then this script shows the live status table (raftian status --watch).
 #   scripts/play.sh              the paper's setup: static leader, seeded logs
 #   scripts/play.sh --election   the same five nodes electing their leader
 #   scripts/play.sh --config F   any cluster file
@@ -18,14 +19,25 @@ while [ $# -gt 0 ]; do
   esac
 done
 cargo build --release --quiet
+bin=target/release/raftian
+headless=0
 if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
   extra+=(--headless)
-  echo "no display: running headless. Click with e.g.  scripts/rpc.py 127.0.0.1:8001 click 3"
+  headless=1
 fi
 trap 'scripts/stop_cluster.sh --run-dir run' EXIT
 trap 'exit 130' INT TERM
-scripts/start_cluster.sh --config "$config" --bin target/release/raftian --run-dir run "${extra[@]}"
-echo "status:  scripts/rpc.py 127.0.0.1:8000 status ; Ctrl+C to stop"
+scripts/start_cluster.sh --config "$config" --bin "$bin" --run-dir run "${extra[@]}"
+# A follower's address for the hint (start_cluster lists "id name addr").
+addr=$(awk 'NR == 2 { print $3 } END { if (NR < 2) print $3 }' run/nodes)
+if [ "$headless" = 1 ]; then
+  # No windows: the live status table, until Ctrl+C (the EXIT trap then
+  # stops every node).
+  echo "no display: running headless. Click with e.g.  $bin click --addr $addr 3"
+  "$bin" status --config "$config" --watch
+  exit 0
+fi
+echo "watch: $bin status --config $config --watch ; click: $bin click --addr $addr 3 ; Ctrl+C to stop"
 # Until Ctrl+C, or until every node has gone (e.g. all windows closed).
 any_alive() {
   local f

@@ -141,4 +141,4 @@ while read -r id name addr; do
 	echo "node $id $name: pid $pid, http://$addr/"
 done <<<"$nodes"
 ok=1
-echo "cluster running ($run_dir). Status: scripts/rpc.py ADDR status; click: scripts/rpc.py ADDR click 3; stop: scripts/stop_cluster.sh --run-dir $run_dir"
+echo "cluster running ($run_dir). Status: $bin status --config $config [--watch]; click: $bin click --addr ADDR 3; stop: scripts/stop_cluster.sh --run-dir $run_dir"

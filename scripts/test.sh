@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: unit, core rules, simulation seeds, wire/interop with a
-# Python stdlib peer, multi-process clusters, fault scripts, window under Xvfb.
+# Python stdlib peer, multi-process clusters, fault scripts, window under Xvfb,
+# a LAN of network namespaces (as root).
 # Installs what the tests need (Debian packages) when it can.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v Xvfb >/dev/null || need+=(xvfb)
 command -v xdotool >/dev/null || need+=(xdotool)
 command -v xwd >/dev/null || need+=(x11-apps)
+command -v ip >/dev/null || need+=(iproute2) # network namespaces (tests/lan_netns.rs, fault scripts)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${need[*]}"

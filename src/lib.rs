@@ -5,6 +5,7 @@
 //! `node` runs a core with timers, queues and peers, `window` draws the game.
 
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod game;
 pub mod keys;

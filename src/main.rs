@@ -1,5 +1,5 @@
-//! `raftian`: run a node (window or headless), the frame-rate experiment, or
-//! the benchmark.
+//! `raftian`: run a node (window or headless), watch a cluster, click from
+//! the command line, the frame-rate experiment, or the benchmark.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -25,6 +25,10 @@ struct Cli {
 enum Cmd {
     /// Run one node of a cluster (one process per node).
     Node(NodeArgs),
+    /// Every member's state as a table (or JSON); --watch redraws it live.
+    Status(raftian::cli::status::StatusArgs),
+    /// Click a player on a node (its `click` method), or `new` for a new round.
+    Click(raftian::cli::click::ClickArgs),
     /// The paper's frame-rate experiment (section 2.2.1).
     Dots(raftian::bench::dots::DotsArgs),
     /// End-to-end benchmark: 5 real node processes on loopback.
@@ -101,6 +105,15 @@ struct NodeArgs {
     /// Window frame cap (0 = uncapped).
     #[arg(long, default_value_t = 60)]
     fps: u32,
+    /// Window size as a multiple of the original 1000x1200 (0.25 to 4, e.g.
+    /// 0.5, 1, 2); default: the largest of 2, 1, 0.75, 0.5 that fits the
+    /// screen, 1 when the screen's size is unknown.
+    #[arg(long, value_parser = window::scale::parse_scale)]
+    scale: Option<f64>,
+    /// Serve on this address instead of the cluster file's `addr` (which
+    /// the other nodes still use to reach this one), e.g. 0.0.0.0:8000.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<std::net::SocketAddr>,
     /// Serve bench_click and write queue/apply times to this file.
     #[arg(long)]
     apply_trace: Option<PathBuf>,
@@ -111,6 +124,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
         Cmd::Node(a) => run_node(a),
+        Cmd::Status(a) => raftian::cli::status::run(&a),
+        Cmd::Click(a) => raftian::cli::click::run(&a).map(|answer| println!("{answer}")),
         Cmd::Dots(a) => raftian::bench::dots::run(&a),
         Cmd::Bench(a) => raftian::bench::run(&a),
         Cmd::Leave(a) => run_leave(&a),
@@ -164,6 +179,7 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
         )
     };
     opts.unsafe_ephemeral = a.unsafe_ephemeral;
+    opts.listen = a.listen;
     opts.bench = a.apply_trace.is_some();
     opts.apply_trace = a.apply_trace;
     let mut running = node::start(opts)?;
@@ -177,6 +193,7 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
     let wopts = WindowOptions {
         fps: a.fps,
         title: format!("Raftian - {name}"),
+        scale: a.scale,
     };
     match window::run(&link, wopts) {
         Ok(()) => {

@@ -10,6 +10,7 @@
 //! damage is dealt when the order comes back from Raft (`raft_orders`).
 
 pub mod fps;
+pub mod scale;
 pub mod text;
 
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use crate::game::{Game, MAX_HP, MAX_PLAYER, NEW_ROUND, PLAYERS, PlayerId};
 use crate::queues::{CommandSender, GameLink, NodeStatus};
 
 use self::fps::FpsMeter;
+use self::scale::View;
 use self::text::draw_text_centred;
 
 /// Window width in pixels.
@@ -122,6 +124,9 @@ pub struct WindowOptions {
     /// Frame cap; 0 = uncapped.
     pub fps: u32,
     pub title: String,
+    /// Window size as a multiple of the 1000x1200 layout (see
+    /// [`scale`]); `None`: the largest that fits the screen.
+    pub scale: Option<f64>,
 }
 
 impl Default for WindowOptions {
@@ -129,6 +134,7 @@ impl Default for WindowOptions {
         WindowOptions {
             fps: 60,
             title: "raftian".into(),
+            scale: None,
         }
     }
 }
@@ -407,9 +413,17 @@ pub fn run_with(
             "the window title contains a NUL byte".into(),
         ));
     }
-    let mut window =
-        minifb::Window::new(&opts.title, WIDTH, HEIGHT, minifb::WindowOptions::default())
-            .map_err(|e| WindowError::NoDisplay(e.to_string()))?;
+    // No scale given: the largest that fits the screen. The connection
+    // that asks stays open until the window is (see scale::Screen).
+    let screen = opts.scale.is_none().then(scale::Screen::open).flatten();
+    let view = View::new(
+        opts.scale
+            .unwrap_or_else(|| scale::fit_scale(screen.as_ref().and_then(scale::Screen::size))),
+    );
+    let (win_w, win_h) = view.size();
+    let mut window = open_window(&opts.title, win_w, win_h)?;
+    drop(screen);
+    log::info!("window {win_w}x{win_h} (scale {})", view.scale());
     // We pace frames ourselves (minifb would otherwise sleep in update()).
     window.set_target_fps(0);
 
@@ -422,6 +436,7 @@ pub fn run_with(
         },
     };
     let mut buf = vec![0u32; WIDTH * HEIGHT];
+    let mut scaled = Vec::new();
     let mut shown: Option<BoardState> = None;
     let start = Instant::now();
     let mut meter = FpsMeter::new(start);
@@ -436,7 +451,7 @@ pub fn run_with(
                 log::info!("window closed");
                 return Ok(());
             }
-            input.poll(&window, link);
+            input.poll(&window, link, &view);
             let Some(_) = period else { break };
             let now = Instant::now();
             if now >= next_frame {
@@ -468,16 +483,20 @@ pub fn run_with(
         };
         if shown.as_ref() != Some(&state) {
             render(&state, &mut buf);
+            if !view.is_identity() {
+                view.resample(&buf, &mut scaled);
+            }
             shown = Some(state);
         }
+        let frame = if view.is_identity() { &buf } else { &scaled };
         window
-            .update_with_buffer(&buf, WIDTH, HEIGHT)
+            .update_with_buffer(frame, win_w, win_h)
             .map_err(|e| WindowError::Other(e.to_string()))?;
         if !window.is_open() {
             log::info!("window closed");
             return Ok(());
         }
-        input.poll(&window, link);
+        input.poll(&window, link, &view);
 
         let now = Instant::now();
         if let Some(fps) = meter.frame(now)
@@ -489,6 +508,26 @@ pub fn run_with(
     }
 }
 
+/// minifb's window. A display that is named but refuses the connection is
+/// tried twice more, 100 ms apart: under Xvfb a connection opened right
+/// after another one of this process closed fails now and then.
+fn open_window(title: &str, w: usize, h: usize) -> Result<minifb::Window, WindowError> {
+    let named = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+    let mut why = String::new();
+    for attempt in 0..if named { 3 } else { 1 } {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        match minifb::Window::new(title, w, h, minifb::WindowOptions::default()) {
+            Ok(window) => return Ok(window),
+            Err(e) => why = e.to_string(),
+        }
+    }
+    Err(WindowError::NoDisplay(why))
+}
+
 /// Mouse handling between frames.
 struct Input {
     clicks: ClickDetector,
@@ -496,13 +535,15 @@ struct Input {
 }
 
 impl Input {
-    fn poll(&mut self, window: &minifb::Window, link: &GameLink) {
+    fn poll(&mut self, window: &minifb::Window, link: &GameLink, view: &View) {
         if !self.clicks.feed(window.get_mouse_down(MouseButton::Left)) {
             return;
         }
         let Some((x, y)) = window.get_mouse_pos(MouseMode::Discard) else {
             return;
         };
+        // Window pixels to the layout pixel shown there (any --scale).
+        let (x, y) = view.to_layout(x, y);
         let game = link.game.snapshot();
         if game.round_end().is_some() && on_board(x, y) {
             // The round is over: a click anywhere on the board starts the next.
@@ -759,6 +800,7 @@ mod tests {
         let opts = WindowOptions {
             fps: 60,
             title: "a\0b".into(),
+            scale: Some(1.0),
         };
         assert!(matches!(run(&link, opts), Err(WindowError::Other(_))));
     }

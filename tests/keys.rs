@@ -150,6 +150,38 @@ fn only_signed_requests_change_anything() {
                 .then_some(())
         },
     );
+    // The command line: `raftian click --data-dir` signs with the node's key.
+    let cli = |extra: &[&str], addr: &str| {
+        Command::new(env!("CARGO_BIN_EXE_raftian"))
+            .args(["click", "--wait", "--addr", addr])
+            .args(extra)
+            .arg("4")
+            .output()
+            .expect("run raftian click")
+    };
+    let unsigned = cli(&[], &c.addrs[1]);
+    assert!(!unsigned.status.success());
+    let err = String::from_utf8_lossy(&unsigned.stderr);
+    assert!(err.contains("unauthenticated"), "{err}");
+    let d1 = dir.join("data1");
+    let signed_cli = cli(&["--data-dir", d1.to_str().unwrap()], &c.addrs[1]);
+    let err = String::from_utf8_lossy(&signed_cli.stderr);
+    assert!(signed_cli.status.success(), "{err}");
+    let wrong_node = cli(&["--data-dir", d1.to_str().unwrap()], &c.addrs[0]);
+    assert!(
+        !wrong_node.status.success(),
+        "node 1's key clicks only on node 1"
+    );
+    wait_for(
+        "the signed CLI click everywhere",
+        Duration::from_secs(20),
+        || {
+            c.addrs
+                .iter()
+                .all(|a| hp(a) == Value::Array([70, 0, 70, 70].map(Value::Integer).to_vec()))
+                .then_some(())
+        },
+    );
     let leader_now = status(&c.addrs[0]).unwrap().get("leader_id").and_then(int);
     assert_eq!(leader_now, Some(leader as i64), "no election was forced");
     c.stop_all();

@@ -23,6 +23,7 @@ use raftian::queues::{
     CommandReceiver, GameLink, NodeStatus, OrderSender, SharedGame, StatusBoard, command_queue,
     order_queue,
 };
+use raftian::window::scale::View;
 use raftian::window::{
     self, BoardState, FOOTER_TOP, HEIGHT, PLAYER_POSITIONS, SQUARE, WIDTH, WindowError,
     WindowOptions, WindowTuning,
@@ -159,9 +160,14 @@ impl Shot {
 
     /// Rows [y0, y1) equal those of `want` (a WIDTH-wide frame)?
     fn rows_match(&self, want: &[u32], y0: usize, y1: usize) -> bool {
-        self.width == WIDTH
+        self.rows_match_width(want, WIDTH, y0, y1)
+    }
+
+    /// Rows [y0, y1) equal those of `want`, a `width`-wide frame?
+    fn rows_match_width(&self, want: &[u32], width: usize, y0: usize, y1: usize) -> bool {
+        self.width == width
             && self.height >= y1
-            && self.rgb[y0 * WIDTH..y1 * WIDTH] == want[y0 * WIDTH..y1 * WIDTH]
+            && self.rgb[y0 * width..y1 * width] == want[y0 * width..y1 * width]
     }
 
     fn write_png(&self, path: &Path) {
@@ -260,8 +266,17 @@ fn centre(player: PlayerId) -> (usize, usize) {
 /// its release together: the presses here are long enough for that.)
 fn click(display: &str, wid: &str, player: PlayerId, times: u32) {
     let (x, y) = centre(player);
-    let (x, y) = (x.to_string(), y.to_string());
-    let mut args = vec!["mousemove", "--window", wid, &x, &y];
+    click_at(display, wid, (x, y), times);
+}
+
+/// [`click`] at window point `at`.
+fn click_at(display: &str, wid: &str, at: (usize, usize), times: u32) {
+    let (x, y) = (at.0.to_string(), at.1.to_string());
+    // minifb reads the pointer's position before the events of each update,
+    // so a press sent right after the move can be paired with the position
+    // before it if the window's thread stalls in between: let the move
+    // settle first.
+    let mut args = vec!["mousemove", "--window", wid, &x, &y, "sleep", "0.1"];
     for _ in 0..times {
         args.extend([
             "mousedown",
@@ -330,10 +345,12 @@ fn spawn_window(
     link: GameLink,
     title: &str,
     tuning: WindowTuning,
+    scale: Option<f64>,
 ) -> JoinHandle<Result<(), WindowError>> {
     let opts = WindowOptions {
         fps: 60,
         title: title.into(),
+        scale,
     };
     std::thread::spawn(move || window::run_with(&link, opts, tuning))
 }
@@ -375,6 +392,15 @@ fn close_window(display: &str, wid: &str) {
 
 #[test]
 fn window_under_xvfb() {
+    // A failure unwinds into dropping Xvfb while a window thread still
+    // talks to it, and Xlib then exits the process before the harness
+    // prints the captured panic: say it on stderr first.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "window_under_xvfb failed: {info}");
+        default_hook(info);
+    }));
     // 1. No display at all: the caller is told to go headless.
     // SAFETY: the only test in this binary; nothing else reads the
     // environment while it changes.
@@ -440,7 +466,9 @@ fn window_under_xvfb() {
         message_hold: Duration::from_secs(600),
         ..WindowTuning::default()
     };
-    let handle = spawn_window(link, &title, tuning);
+    // No scale given: the default fits the 1024x1280 screen at 1, the
+    // original's size (the frames compared below are 1000 px wide).
+    let handle = spawn_window(link, &title, tuning, None);
     let wid = find_window(&display, &title);
 
     let shot = wait_for_frame(
@@ -568,15 +596,82 @@ fn window_under_xvfb() {
     // 8. A node that stops (drops raft_orders) closes its window too.
     let (link, _rx2, otx2) = new_link();
     let title2 = format!("{title}-b");
-    let handle = spawn_window(link, &title2, WindowTuning::default());
+    let handle = spawn_window(link, &title2, WindowTuning::default(), Some(1.0));
     find_window(&display, &title2);
     drop(otx2);
     let result = join_within(handle, "run() to return once the node stopped");
     assert!(result.is_ok(), "{result:?}");
 
-    // 8. Real node processes: a click on one node's window becomes an
-    // order replicated to every node of the cluster.
+    // 9. At half size: the same layout, clicks land on the player drawn
+    // under the pointer, to the pixel.
+    clicks_at_half_scale(&display, &format!("{title}-half"));
+
+    // 10. Real node processes: a click on one node's window (at --scale
+    // 0.5) becomes an order replicated to every node of the cluster.
     clicks_in_a_node_window_replicate(&display);
+}
+
+fn clicks_at_half_scale(display: &str, title: &str) {
+    let view = View::new(0.5);
+    let (w, h) = view.size();
+    assert_eq!((w, h), (500, 600));
+    let footer_top = FOOTER_TOP / 2;
+    let (link, rx, otx) = new_link();
+    for order in [3, 3, 3, 3] {
+        otx.push(order);
+    }
+    let tuning = WindowTuning {
+        message_hold: Duration::from_secs(600),
+        ..WindowTuning::default()
+    };
+    let handle = spawn_window(link, title, tuning, Some(0.5));
+    let wid = find_window(display, title);
+    let frame = |header: &str| view.frame(&expected([100, 100, 0, 100], header));
+    let want = frame(window::DEFAULT_HEADER);
+    wait_for("the half-size frame", || {
+        screenshot(display, &wid).filter(|s| s.rows_match_width(&want, w, 0, footer_top))
+    });
+
+    // The middle of each living square.
+    for p in [1, 2, 4] {
+        let (x, y) = centre(p);
+        click_at(display, &wid, view.to_window(x, y), 1);
+        assert_eq!(
+            drain_until(&rx, 1),
+            vec![i32::from(p)],
+            "player {p} at scale 0.5"
+        );
+    }
+    // The edge of player 2's square: the window column left of its first
+    // one shows the board (no click), that first column shows player 2.
+    let (px, py) = PLAYER_POSITIONS[1];
+    let (wx, wy) = view.to_window(px, py + SQUARE / 2);
+    let (lx, ly) = view.to_layout((wx - 1) as f32, wy as f32);
+    assert_eq!(window::player_at(lx, ly), None);
+    click_at(display, &wid, (wx - 1, wy), 1);
+    click_at(display, &wid, (wx, wy), 1);
+    assert_eq!(drain_until(&rx, 1), vec![2], "only the click inside counts");
+    let want = frame("Player 2 pressed");
+    wait_for("'Player 2 pressed' at half size", || {
+        screenshot(display, &wid).filter(|s| s.rows_match_width(&want, w, 0, footer_top))
+    });
+    assert!(
+        rx.drain().is_empty(),
+        "the click beside the square was queued"
+    );
+    // Dead player 3: refused at this scale too.
+    let (x, y) = centre(3);
+    click_at(display, &wid, view.to_window(x, y), 1);
+    let want = frame("Player 3 already dead");
+    wait_for("'Player 3 already dead' at half size", || {
+        screenshot(display, &wid).filter(|s| s.rows_match_width(&want, w, 0, footer_top))
+    });
+    assert!(rx.drain().is_empty(), "a dead player's click was queued");
+
+    close_window(display, &wid);
+    let result = join_within(handle, "the half-size window to close");
+    assert!(result.is_ok(), "{result:?}");
+    drop(otx);
 }
 
 fn clicks_in_a_node_window_replicate(display: &str) {
@@ -588,15 +683,22 @@ fn clicks_in_a_node_window_replicate(display: &str) {
         .map(|id| {
             let out = std::fs::File::create(dir.join(format!("node{id}.out"))).unwrap();
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_raftian"));
-            cmd.args(["node", "--ephemeral", "--id", &id.to_string()])
-                .arg("--config")
-                .arg(&config)
-                .arg("--log-dir")
-                .arg(dir.join("logs"))
-                .env("DISPLAY", display)
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out);
+            cmd.args([
+                "node",
+                "--ephemeral",
+                "--id",
+                &id.to_string(),
+                "--scale",
+                "0.5",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--log-dir")
+            .arg(dir.join("logs"))
+            .env("DISPLAY", display)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
             if id != 1 {
                 // Node 1 has the window; the leader (0) and node 2 run headless.
                 cmd.arg("--headless");
@@ -614,7 +716,8 @@ fn clicks_in_a_node_window_replicate(display: &str) {
         wait_for("every node to answer status()", || hp(a));
     }
     let wid = find_window(display, "Raftian - bob1");
-    click(display, &wid, 3, 2);
+    let (x, y) = centre(3);
+    click_at(display, &wid, View::new(0.5).to_window(x, y), 2);
     for a in &addrs {
         wait_for("the window's clicks to be applied on every node", || {
             (hp(a)? == [100, 100, 40, 100]).then_some(())

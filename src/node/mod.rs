@@ -43,6 +43,9 @@ pub struct NodeOptions {
     /// Serve `bench_click` and record queue/apply times here.
     pub apply_trace: Option<PathBuf>,
     pub bench: bool,
+    /// Where the server binds; `None`: the node's `addr` in the cluster
+    /// file (which the other nodes use either way).
+    pub listen: Option<SocketAddr>,
     /// Accept `--ephemeral` in election mode (a restarted node could vote
     /// twice in one term); the benchmarks use it.
     pub unsafe_ephemeral: bool,
@@ -64,6 +67,7 @@ impl NodeOptions {
             data_dir: None,
             apply_trace: None,
             bench: false,
+            listen: None,
             unsafe_ephemeral: false,
             log_quiet: Duration::from_millis(100),
             log_max_wait: Duration::from_secs(3),
@@ -142,7 +146,7 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
     refuse_unsafe_setup(&opts)?;
     let previous = read_data_dir_meta(&opts)?;
     let auth = load_auth(&opts, &me)?;
-    let (listener, addr) = bind(&me)?;
+    let (listener, addr) = bind(&me, opts.listen)?;
     let mut storage = open_storage(&opts)?;
     let incarnation = start_incarnation(&opts, previous)?;
     let (hard_state, log) = load_state(storage.as_mut(), &me)?;
@@ -203,7 +207,14 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
         log_max_wait: opts.log_max_wait,
     };
     let thread = spawn_runtime(runtime, actor, ev_rx)?;
-    info!("{} serving on http://{addr}/ and /RPC2", me.name);
+    if opts.listen.is_some() {
+        info!(
+            "{} serving on http://{addr}/ and /RPC2 (the others reach it at {})",
+            me.name, me.addr
+        );
+    } else {
+        info!("{} serving on http://{addr}/ and /RPC2", me.name);
+    }
     Ok(RunningNode {
         link: Some(link),
         addr,
@@ -214,12 +225,25 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
     })
 }
 
-/// Bind the node's address before anything else, so that a port in use
-/// fails `start` itself; returns the address really bound (port 0 picks one).
-fn bind(me: &NodeEntry) -> Result<(std::net::TcpListener, SocketAddr), String> {
-    let addr = me.socket_addr()?;
-    let listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| format!("{}: cannot listen on {addr}: {e}", me.name))?;
+/// Bind the node's address (or `listen`) before anything else, so that a
+/// port in use fails `start` itself; returns the address really bound (port
+/// 0 picks one).
+fn bind(
+    me: &NodeEntry,
+    listen: Option<SocketAddr>,
+) -> Result<(std::net::TcpListener, SocketAddr), String> {
+    let addr = match listen {
+        Some(a) => a,
+        None => me.socket_addr()?,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        let hint = if listen.is_none() && e.kind() == std::io::ErrorKind::AddrNotAvailable {
+            " (not an address of this machine: --listen 0.0.0.0:PORT binds every interface)"
+        } else {
+            ""
+        };
+        format!("{}: cannot listen on {addr}: {e}{hint}", me.name)
+    })?;
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("{}: {e}", me.name))?;

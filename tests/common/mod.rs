@@ -304,3 +304,38 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A child process, SIGKILLed and reaped when dropped (also on a panic).
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// Wait up to `timeout` for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.0.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Run the raftian binary to completion (stdin closed).
+pub fn run_raftian(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_raftian"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run raftian")
+}
