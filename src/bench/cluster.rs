@@ -17,6 +17,8 @@ use crate::wire;
 #[derive(Clone, Debug)]
 pub(super) struct Launch {
     exe: PathBuf,
+    /// Every node gets a key (see `CommonArgs::keys`).
+    keys: bool,
 }
 
 impl Launch {
@@ -31,7 +33,10 @@ pub(super) fn node_exe(common: &CommonArgs) -> Result<Launch, String> {
         Some(p) => return Err(format!("--exe {}: no such file", p.display())),
         None => std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?,
     };
-    Ok(Launch { exe })
+    Ok(Launch {
+        exe,
+        keys: common.keys,
+    })
 }
 /// A fresh directory under the system temp dir, removed on drop unless kept.
 pub(super) struct TempRoot {
@@ -152,6 +157,13 @@ impl Cluster {
                 toml,
                 "\n[[node]]\nid = {i}\nname = \"n{i}\"\naddr = \"127.0.0.1:{p}\"\n"
             );
+            if exe.keys {
+                if storage != StorageKind::Disk {
+                    return Err("--keys needs --storage disk (a key lives in a data dir)".into());
+                }
+                let (key, _) = crate::keys::keygen(&dir.join(format!("data-n{i}")))?;
+                let _ = writeln!(toml, "public_key = \"{}\"", crate::keys::public_b64(&key));
+            }
         }
         let config = dir.join("cluster.toml");
         std::fs::write(&config, toml)

@@ -157,6 +157,11 @@ pub struct CommonArgs {
     /// default: the system temp dir.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Give every node a key (a cluster with keys: signed requests,
+    /// commands and votes). Needs --storage disk (the key lives in the
+    /// data dir). The load generator's `bench_click` is not signed.
+    #[arg(long)]
+    pub keys: bool,
 }
 
 #[derive(Args, Clone, Debug)]

@@ -110,6 +110,8 @@ pub struct Actor {
     applied: Option<u64>,
     /// This node was in a configuration applied here (or started in one).
     was_member: bool,
+    /// `click_wait` callers whose click was applied this turn.
+    clicks_done: Vec<oneshot::Sender<()>>,
     /// `click_wait` callers, by the seq their click got in our session.
     click_waiters: HashMap<u64, oneshot::Sender<()>>,
 }
@@ -196,6 +198,7 @@ impl Actor {
             auth,
             digest,
             click_waiters: HashMap::new(),
+            clicks_done: Vec::new(),
         };
         actor.sync_members();
         actor
@@ -337,6 +340,9 @@ impl Actor {
         });
         self.sync_members();
         self.publish_status();
+        for waiter in self.clicks_done.drain(..) {
+            let _ = waiter.send(());
+        }
         true
     }
 
@@ -541,12 +547,13 @@ impl Actor {
                 }
                 Command::Text(_) => {}
             }
-            // click_wait answers once its order is on raft_orders.
+            // click_wait answers once its order is on raft_orders (and
+            // the status shows it: see `process_ready`).
             if let Some(id) = entry.client
                 && (id.node, id.incarnation) == me
                 && let Some(waiter) = self.click_waiters.remove(&id.seq)
             {
-                let _ = waiter.send(());
+                self.clicks_done.push(waiter);
             }
         }
     }

@@ -142,8 +142,10 @@ enum Need {
 impl Method {
     fn need(self) -> Need {
         match self {
-            Method::Status | Method::IsLogEmpty => Need::Nothing,
-            Method::Click | Method::ClickWait | Method::NewRound | Method::BenchClick => Need::Own,
+            // bench_click is served only under --apply-trace (benchmarks):
+            // unsigned, so that a benchmark measures the cluster's cost.
+            Method::Status | Method::IsLogEmpty | Method::BenchClick => Need::Nothing,
+            Method::Click | Method::ClickWait | Method::NewRound => Need::Own,
             _ => Need::Member,
         }
     }
