@@ -557,6 +557,9 @@ pub fn call_body(method: &str, params: Vec<Value>) -> Result<String, String> {
 /// sending path of every node. Same 32-bit checks, in the same order, with
 /// the same messages. Text commands are escaped as dxr's quick-xml does
 /// (`&<>'"` and `\r`; everything else verbatim).
+/// Bytes a signature adds to an entry (its member and 88 base64 digits).
+const SIG_BYTES: usize = 150;
+
 pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
     const HEAD: &str = "<?xml version='1.0'?>\n<methodCall><methodName>";
     // Configurations and signatures are rare enough for the codec of record.
@@ -564,7 +567,7 @@ pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
         a.entries
             .iter()
             .flatten()
-            .any(|e| matches!(e.command, Command::Config(_)) || e.sig.is_some())
+            .any(|e| matches!(e.command, Command::Config(_)))
     };
     let rare = match rpc {
         Rpc::AppendEntries(a) => needs_dxr(a),
@@ -579,10 +582,15 @@ pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
         Rpc::AppendEntries(a) => {
             320 + a.entries.as_ref().map_or(0, |es| {
                 es.iter()
-                    .map(|e| match &e.command {
-                        Command::Int(_) => ENTRY_BYTES,
-                        Command::Text(t) => ENTRY_BYTES + 8 + t.len() + t.len() / 4,
-                        Command::Config(_) => unreachable!("configurations take the dxr path"),
+                    .map(|e| {
+                        e.sig.as_ref().map_or(0, |_| SIG_BYTES)
+                            + match &e.command {
+                                Command::Int(_) => ENTRY_BYTES,
+                                Command::Text(t) => ENTRY_BYTES + 8 + t.len() + t.len() / 4,
+                                Command::Config(_) => {
+                                    unreachable!("configurations take the dxr path")
+                                }
+                            }
                     })
                     .sum()
             })
@@ -713,6 +721,13 @@ fn push_entry(o: &mut String, e: &WireEntry) -> Result<(), String> {
     }
     o.push_str("</value></member><member><name>index</name>");
     push_value_int(o, index.map(u64::from), "index")?;
+    if let Some(sig) = &e.sig {
+        // Members in dxr's (alphabetical) order; base64 as dxr writes it.
+        use base64::Engine;
+        o.push_str("</member><member><name>sig</name><value><base64>");
+        base64::engine::general_purpose::STANDARD.encode_string(&sig[..], o);
+        o.push_str("</base64></value>");
+    }
     o.push_str("</member><member><name>term</name><value><int>");
     push_u32(o, term);
     o.push_str("</int></value></member></struct></value>");
@@ -860,6 +875,15 @@ mod tests {
         }
     }
 
+    fn signed(mut e: WireEntry) -> WireEntry {
+        let mut sig = [0u8; 64];
+        sig.iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = (i * 37) as u8);
+        e.sig = Some(Arc::new(sig));
+        e
+    }
+
     fn int_entry(term: u64, index: Option<u64>, c: i32) -> WireEntry {
         WireEntry {
             term,
@@ -928,6 +952,15 @@ mod tests {
             Rpc::PreVote(vote(3, 2, Some(9), Some(2))),
             Rpc::PreVote(vote(3, 2, None, None)),
             Rpc::IsLogEmpty,
+            append(
+                Some(vec![
+                    signed(int_entry(3, Some(9), 2)),
+                    int_entry(3, None, 1),
+                ]),
+                3,
+                Some(8),
+                false,
+            ),
         ];
         for t in TRICKY {
             cases.push(append(

@@ -582,26 +582,23 @@ impl Raft {
         let Some(last) = self.log.slice(from, commit).last().map(|e| e.index) else {
             return;
         };
-        for index in from..=last {
-            let entry = self.log.get(index).expect("in the log").clone();
-            // Every node decides in log order: the same copies are skipped
-            // everywhere.
-            // Checked under the configuration in force at the entry, the
-            // same on every node; a forged command never reaches the
-            // session table (it could shadow the real one).
-            let members = self.log.config_at(index).cloned().unwrap_or_default();
-            let rejected = !signing::entry_ok(self.cfg.command_auth.as_deref(), &members, &entry);
+        let entries = self.log.slice(from, last).to_vec();
+        let verdicts = self.signatures_ok(&entries);
+        for (entry, ok) in entries.into_iter().zip(verdicts) {
+            // A forged command never reaches the session table (it could
+            // shadow the real one); every node decides in log order, so
+            // the same copies and forgeries are skipped everywhere.
+            let rejected = !ok;
             if rejected {
                 warn!(
-                    "node {}: entry {index} fails its signature check: skipped",
-                    self.cfg.id
+                    "node {}: entry {} fails its signature check: skipped",
+                    self.cfg.id, entry.index
                 );
             }
             let duplicate = !rejected && entry.client.is_some_and(|id| !self.sessions.admit(id));
             self.note_applied(entry.client);
             if let Command::Config(c) = &entry.command {
-                // A removed node's session ends with it: its id may be
-                // given to a new node, whose commands start over from 1.
+                // A removed node's session ends with it.
                 self.sessions.retain_nodes(|n| c.contains(n));
             }
             self.out.committed.push(Committed {
@@ -612,6 +609,39 @@ impl Raft {
         }
         self.last_applied = Some(last);
         self.answer_committed_changes();
+    }
+
+    /// Which entries' signatures check out, each under the configuration
+    /// in force at its index (the same on every node); runs of entries
+    /// under one configuration are checked in one batch.
+    fn signatures_ok(&self, entries: &[Entry]) -> Vec<bool> {
+        let auth = self.cfg.command_auth.as_deref();
+        let mut out = Vec::with_capacity(entries.len());
+        let mut start = 0;
+        while start < entries.len() {
+            let members = self
+                .log
+                .config_at(entries[start].index)
+                .cloned()
+                .unwrap_or_default();
+            let same = |e: &Entry| {
+                self.log
+                    .config_at(e.index)
+                    .is_some_and(|c| Arc::ptr_eq(c, &members))
+            };
+            let run = entries[start..]
+                .iter()
+                .take_while(|e| same(e))
+                .count()
+                .max(1);
+            out.extend(signing::entries_ok(
+                auth,
+                &members,
+                &entries[start..start + run],
+            ));
+            start += run;
+        }
+        out
     }
 
     // ----- bookkeeping -----
