@@ -228,6 +228,8 @@ pub struct NodeStatus {
     pub members: Arc<[Member]>,
     /// SHA-256 chained over the applied entries (hex).
     pub state_digest: String,
+    /// A leader that keeps leading but leaves this node's clicks out.
+    pub censored_by: Option<u64>,
 }
 
 /// A member of the cluster, as `status()` lists it.

@@ -331,13 +331,14 @@ pub fn footer_lines(status: &NodeStatus, fps: Option<f64>) -> [String; 2] {
         .commit_index
         .map_or_else(|| "-".to_string(), |c| c.to_string());
     let fps = fps.map_or_else(|| "-".to_string(), |f| format!("{f:.0}"));
-    [
-        format!("{name}  {mode}  term {}", status.term),
-        format!(
+    let second = match status.censored_by {
+        Some(l) => format!("leader {l} leaves my clicks out!"),
+        None => format!(
             "leader {leader}  commit {commit}  log {}  {fps} fps",
             status.log_length
         ),
-    ]
+    };
+    [format!("{name}  {mode}  term {}", status.term), second]
 }
 
 /// What a left click on `player` does: a living player's id goes on

@@ -808,3 +808,31 @@ fn votes_are_signed_and_the_winner_sends_them() {
     let voters: Vec<NodeId> = proof.iter().map(|(v, _)| *v).collect();
     assert!(voters.contains(&2) && voters.contains(&0), "{voters:?}");
 }
+
+#[test]
+fn a_leader_that_leaves_our_clicks_out_is_named() {
+    let mut f = static_node(1, bob_log());
+    f.note_peer_kind(0, true);
+    f.propose([Command::Int(3)]);
+    let fwd = f
+        .service_actions(ms(5))
+        .pop()
+        .expect("the click is forwarded");
+    let ok = Ok(Reply::Append(AppendReply {
+        success: true,
+        term: 1,
+    }));
+    f.on_reply(0, fwd.seq, ok, ms(6));
+    let patience = Duration::from_secs(5);
+    // The leader keeps sending heartbeats, and never commits the click.
+    for t in (100..=7_000).step_by(100) {
+        let hb = append(None, None, false);
+        f.append_entries_rpc(&hb, Some(0), ms(t)).unwrap();
+        if t == 3_000 {
+            assert_eq!(f.censored_by(ms(t), patience), None, "not yet");
+        }
+    }
+    assert_eq!(f.censored_by(ms(7_000), patience), Some(0));
+    // A leader not heard from is down, not censoring.
+    assert_eq!(f.censored_by(ms(60_000), patience), None);
+}

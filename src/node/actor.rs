@@ -110,11 +110,17 @@ pub struct Actor {
     applied: Option<u64>,
     /// This node was in a configuration applied here (or started in one).
     was_member: bool,
+    /// See `watch_censorship`.
+    censored_by: Option<u64>,
     /// `click_wait` callers whose click was applied this turn.
     clicks_done: Vec<oneshot::Sender<()>>,
     /// `click_wait` callers, by the seq their click got in our session.
     click_waiters: HashMap<u64, oneshot::Sender<()>>,
 }
+
+/// How long a click may wait uncommitted under a leader that keeps leading
+/// before the node says the leader leaves it out.
+const CENSOR_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Most events handled before one persist + send round.
 const BURST: usize = 512;
@@ -199,6 +205,7 @@ impl Actor {
             digest,
             click_waiters: HashMap::new(),
             clicks_done: Vec::new(),
+            censored_by: None,
         };
         actor.sync_members();
         actor
@@ -339,6 +346,7 @@ impl Actor {
             changed
         });
         self.sync_members();
+        self.watch_censorship();
         self.publish_status();
         for waiter in self.clicks_done.drain(..) {
             let _ = waiter.send(());
@@ -558,6 +566,22 @@ impl Actor {
         }
     }
 
+    /// Say so (once per episode) when a leader leaves our clicks out.
+    fn watch_censorship(&mut self) {
+        let now = self.now();
+        let by = self.raft.censored_by(now, CENSOR_PATIENCE);
+        if by != self.censored_by
+            && let Some(l) = by
+        {
+            warn!(
+                "{}: leader {l} keeps leading but has not committed this node's clicks for over {} s: they are being left out",
+                self.name,
+                CENSOR_PATIENCE.as_secs()
+            );
+        }
+        self.censored_by = by;
+    }
+
     pub fn publish_status(&self) {
         let r = &self.raft;
         let s = NodeStatus {
@@ -574,6 +598,7 @@ impl Actor {
             snapshot_index: r.log().snapshot().map(|s| s.index),
             snapshot_term: r.log().snapshot().map(|s| s.term),
             state_digest: self.digest.hex(),
+            censored_by: self.censored_by,
             members: self.members.clone(),
         };
         self.status.publish(s);

@@ -232,6 +232,7 @@ impl RpcHandler {
         m.insert("round".into(), Value::Integer(round));
         m.insert("snapshot_index".into(), opt(s.snapshot_index));
         m.insert("state_digest".into(), Value::String(s.state_digest));
+        m.insert("censored_by".into(), opt(s.censored_by));
         m.insert("snapshot_term".into(), opt(s.snapshot_term));
         let members = s.members.iter().map(|mb| {
             let mut e = std::collections::BTreeMap::new();

@@ -30,6 +30,8 @@ pub(super) struct Proposal {
 struct Unapplied {
     command: Command,
     sig: Option<Sig>,
+    /// When this node took it.
+    taken_at: Duration,
     /// When it last went out (into our log, or to a leader), and in which
     /// term; `None` while it waits in `proposals`.
     sent_at: Option<(Duration, u64)>,
@@ -59,12 +61,17 @@ impl ClientSession {
     pub fn unapplied(&self) -> usize {
         self.unapplied.len()
     }
+
+    /// When the oldest command not applied yet was taken.
+    pub fn oldest_taken(&self) -> Option<Duration> {
+        self.unapplied.values().map(|u| u.taken_at).min()
+    }
 }
 
 impl Raft {
     /// Commands from the game (`pygame_commands`): each gets the next id of
     /// this node's session.
-    pub(super) fn take_commands(&mut self, commands: Vec<Command>) {
+    pub(super) fn take_commands(&mut self, now: Duration, commands: Vec<Command>) {
         for command in commands {
             let s = &mut self.client;
             let id = ClientId {
@@ -81,6 +88,7 @@ impl Raft {
             let u = Unapplied {
                 command: command.clone(),
                 sig: sig.clone(),
+                taken_at: now,
                 sent_at: None,
             };
             self.client.unapplied.insert(id.seq, u);

@@ -329,6 +329,21 @@ impl Raft {
     pub fn unapplied_commands(&self) -> usize {
         self.client.unapplied()
     }
+
+    /// A leader that leaves this node's commands out (issue 11): the
+    /// leader, while it is heard from (it leads on) and yet the oldest
+    /// command this node took has waited longer than `patience`.
+    pub fn censored_by(&self, now: Duration, patience: Duration) -> Option<NodeId> {
+        let leader = self.leader_id.filter(|l| *l != self.cfg.id)?;
+        let heard = self
+            .last_leader_contact
+            .is_some_and(|t| now < t + self.cfg.election_timeout_max);
+        let waited = self
+            .client
+            .oldest_taken()
+            .is_some_and(|t| now.saturating_sub(t) > patience);
+        (heard && waited).then_some(leader)
+    }
     /// The seq the next command proposed here gets (in this node's
     /// session: `ClientId { node: id, incarnation, seq }`).
     pub fn next_client_seq(&self) -> u64 {
@@ -367,7 +382,7 @@ impl Raft {
     pub fn step(&mut self, now: Duration, msg: Msg) {
         match msg {
             Msg::Tick => self.service_actions(now),
-            Msg::Propose(commands) => self.take_commands(commands),
+            Msg::Propose(commands) => self.take_commands(now, commands),
             Msg::PeerKind(peer, kind) => self.note_peer_kind(peer, kind),
             Msg::Snapshot { index, app } => self.take_snapshot(index, app),
             Msg::Request { token, rpc, .. }
