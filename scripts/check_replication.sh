@@ -8,6 +8,11 @@
 # sessions). Without snapshots that is the original check.
 #
 # usage: scripts/check_replication.sh [LOGDIR] [names...]
+#        scripts/check_replication.sh --status HOST:PORT...
+#   --status  asks running nodes instead: once they have applied as far as
+#             each other (within 10 s), their status().state_digest must be
+#             equal (the digest also sits in every snapshot line, and is
+#             compared with the rest of the game there).
 #   LOGDIR  default: logs. Files are LOGDIR/<name>/<datetime>.<name>.log (the
 #           original's and the Rust nodes' layout) or LOGDIR/<datetime>.<name>.log;
 #           .log.gz files are read too.
@@ -15,6 +20,38 @@
 # Exit 0 when the nodes agree; 1 naming the nodes that differ (from what most
 # nodes have); 2 for a missing log file or bad usage.
 set -euo pipefail
+
+if [[ ${1:-} == --status ]]; then
+    shift
+    [[ $# -ge 2 ]] || { echo "check_replication: --status needs two or more HOST:PORT" >&2; exit 2; }
+    exec python3 - "$@" <<'PY'
+import sys, time, xmlrpc.client
+addrs = sys.argv[1:]
+def status(a):
+    try:
+        return xmlrpc.client.ServerProxy(f"http://{a}/RPC2", allow_none=True).status()
+    except Exception as e:
+        print(f"check_replication: {a}: {e}", file=sys.stderr)
+        sys.exit(2)
+deadline = time.time() + 10
+while True:
+    st = {a: status(a) for a in addrs}
+    applied = {s["last_applied"] for s in st.values()}
+    if len(applied) == 1 or time.time() > deadline:
+        break
+    time.sleep(0.1)
+for a, s in st.items():
+    print(f"{s['name']:<10} applied {s['last_applied']}  digest {s.get('state_digest', '-')}  ({a})")
+if len(applied) != 1:
+    print("replication FAILED: the nodes did not reach the same index within 10 s", file=sys.stderr)
+    sys.exit(1)
+digests = {s.get("state_digest") for s in st.values()}
+if len(digests) != 1:
+    print("replication FAILED: the state digests differ", file=sys.stderr)
+    sys.exit(1)
+print(f"replication OK: {len(addrs)} nodes applied up to {applied.pop()} with the same state digest")
+PY
+fi
 
 logdir=${1:-logs}
 [[ $# -gt 0 ]] && shift

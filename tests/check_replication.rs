@@ -72,3 +72,39 @@ fn compacted_and_whole_logs_agree_and_a_differing_node_is_named() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAILED: d differ"), "{out}");
 }
+
+#[test]
+fn running_nodes_compare_their_state_digests() {
+    let dir = common::temp_dir("check-replication-live");
+    let (toml, addrs) = common::cluster_toml(3, false, false);
+    let c = common::Cluster::start(&dir, &toml, addrs, &[]);
+    common::wait_for("a leader", std::time::Duration::from_secs(20), || {
+        common::status(&c.addrs[0])
+            .ok()?
+            .get("leader_id")
+            .and_then(common::int)
+    });
+    for p in [1, 2, 2] {
+        common::call(&c.addrs[0], "click_wait", vec![dxr::Value::Integer(p)]).unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/check_replication.sh"
+            ))
+            .arg("--status")
+            .args(args)
+            .output()
+            .expect("bash");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let addrs: Vec<&str> = c.addrs.iter().map(String::as_str).collect();
+    let (code, out) = run(&addrs);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("same state digest"), "{out}");
+    let (code, out) = run(&addrs[..1]);
+    assert_eq!(code, 2, "one node is nothing to compare: {out}");
+}
