@@ -836,3 +836,42 @@ fn a_leader_that_leaves_our_clicks_out_is_named() {
     // A leader not heard from is down, not censoring.
     assert_eq!(f.censored_by(ms(60_000), patience), None);
 }
+
+#[test]
+fn a_follower_refuses_a_batch_holding_a_forged_click() {
+    let mut f = keyed_voter(1);
+    let votes: VoteProof = vec![(2, vote_sig(2)), (0, vote_sig(0))].into();
+    let batch = |entries, proof| AppendEntries {
+        entries: Some(entries),
+        term: 5,
+        commit_index: None,
+        all_log: true,
+        proof,
+    };
+    let forged = WireEntry {
+        index: Some(1),
+        term: 5,
+        ..click_by(0, 1, 3, 9)
+    };
+    let real = WireEntry {
+        index: Some(0),
+        term: 5,
+        ..click_by(0, 1, 2, 0)
+    };
+    let err = f
+        .append_entries_rpc(
+            &batch(vec![real.clone(), forged], Some(votes)),
+            Some(2),
+            ms(1),
+        )
+        .unwrap_err();
+    assert!(err.0.contains("entry 1 fails its signature check"), "{err}");
+    assert!(f.entries().is_empty(), "nothing taken");
+    assert!(
+        f.append_entries_rpc(&batch(vec![real], None), Some(2), ms(2))
+            .unwrap()
+            .success,
+        "its signed entries are taken"
+    );
+    assert_eq!(f.entries().len(), 1);
+}

@@ -33,6 +33,7 @@ impl Raft {
             }
             Batch::Replicate(entries) => {
                 self.check_leader_proof(req, from)?;
+                self.check_signatures(&entries)?;
                 Ok(self.receive_append(now, req, &entries, from))
             }
         }

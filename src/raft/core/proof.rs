@@ -99,6 +99,31 @@ impl Raft {
         self.voters_agree(|v| voters.contains(&v))
     }
 
+    /// With keys, a follower takes no batch holding a command whose
+    /// signature fails (a leader forging clicks gets a Fault and commits
+    /// nothing with an honest majority); what was committed anyway is
+    /// skipped at apply. Entries the log does not hold yet only: what it holds was checked.
+    pub(super) fn check_signatures(&self, entries: &[Entry]) -> Result<(), InvalidRequest> {
+        if !self.signed_votes() {
+            return Ok(());
+        }
+        let new: Vec<Entry> = entries
+            .iter()
+            .filter(|e| !self.log.matches(e.index, e.term))
+            .cloned()
+            .collect();
+        let members = self.membership();
+        let auth = self.cfg.command_auth.as_deref();
+        let verdicts = crate::raft::signing::entries_ok(auth, &members, &new);
+        match new.iter().zip(verdicts).find(|(_, ok)| !ok) {
+            Some((e, _)) => Err(InvalidRequest(format!(
+                "entry {} fails its signature check: batch refused",
+                e.index
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The proof to send `to` with an append (until it took one).
     pub(super) fn proof_for(&self, to: NodeId) -> Option<VoteProof> {
         match &self.role {
