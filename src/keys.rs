@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use crate::raft::NodeId;
@@ -30,6 +30,18 @@ pub const KEY_FILE: &str = "node.key";
 /// How far behind the newest counter seen from a sender a request may be
 /// (requests run concurrently, so they may arrive out of order).
 pub const REPLAY_WINDOW: Duration = Duration::from_secs(5);
+
+/// How far a request's counter (its sender's clock) may be from the
+/// receiver's clock: the nodes' clocks must agree this well.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
+
+/// This machine's clock, µs since 1970 (what counters are made of).
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
+}
 
 pub fn key_path(data_dir: &Path) -> PathBuf {
     data_dir.join(KEY_FILE)
@@ -135,7 +147,7 @@ pub fn verify_request(
         .map_err(|_| "bad counter in the auth header")?;
     let sig = B64.decode(sig).map_err(|_| "the signature is not base64")?;
     let sig = Signature::from_slice(&sig).map_err(|_| "the signature is not 64 bytes")?;
-    key.verify(&request_message(sender, receiver, counter, body), &sig)
+    key.verify_strict(&request_message(sender, receiver, counter, body), &sig)
         .map_err(|_| format!("bad signature for node {sender}"))?;
     Ok(counter)
 }
@@ -146,10 +158,7 @@ pub struct Counter(AtomicU64);
 
 impl Counter {
     pub fn next(&self) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_micros() as u64;
+        let now = now_micros();
         let mut prev = self.0.load(Ordering::Relaxed);
         loop {
             let next = now.max(prev + 1);
@@ -171,10 +180,18 @@ pub struct ReplayGuard {
 }
 
 impl ReplayGuard {
-    /// Take a counter once: a repeat, or one older than the window behind
-    /// the newest seen, is refused.
-    pub fn admit(&mut self, sender: NodeId, counter: u64) -> Result<(), String> {
+    /// Take a counter once: a repeat, one older than the window behind the
+    /// newest seen, or one further than [`CLOCK_SKEW`] from this node's
+    /// clock (`now`, µs since 1970: a request recorded before a restart of
+    /// this node is refused too) is refused.
+    pub fn admit(&mut self, sender: NodeId, counter: u64, now: u64) -> Result<(), String> {
         let window = REPLAY_WINDOW.as_micros() as u64;
+        if counter.abs_diff(now) > CLOCK_SKEW.as_micros() as u64 {
+            return Err(format!(
+                "request from node {sender} is stamped too far from this node's clock (replayed, or the clocks differ by over {} s)",
+                CLOCK_SKEW.as_secs()
+            ));
+        }
         let (newest, seen) = self.by_sender.entry(sender).or_default();
         if counter.saturating_add(window) < *newest {
             return Err(format!(
@@ -236,14 +253,19 @@ mod tests {
     fn replays_and_stale_counters_are_refused() {
         let mut g = ReplayGuard::default();
         let w = REPLAY_WINDOW.as_micros() as u64;
-        assert!(g.admit(1, 10 * w).is_ok());
-        assert!(g.admit(1, 10 * w).is_err(), "replay");
+        let now = 10 * w;
+        assert!(g.admit(1, 10 * w, now).is_ok());
+        assert!(g.admit(1, 10 * w, now).is_err(), "replay");
+        let reordered = g.admit(1, 10 * w - 5, now);
+        assert!(reordered.is_ok(), "reordered within the window");
+        assert!(g.admit(1, 8 * w, now).is_err(), "too old");
+        assert!(g.admit(2, 8 * w, now).is_ok(), "senders are separate");
+        let skew = CLOCK_SKEW.as_micros() as u64;
         assert!(
-            g.admit(1, 10 * w - 5).is_ok(),
-            "reordered within the window"
+            g.admit(3, now - skew - 1, now).is_err(),
+            "recorded long ago"
         );
-        assert!(g.admit(1, 8 * w).is_err(), "too old");
-        assert!(g.admit(2, 8 * w).is_ok(), "senders are separate");
+        assert!(g.admit(3, now + skew + 1, now).is_err(), "from the future");
     }
 
     #[test]

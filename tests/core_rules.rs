@@ -875,3 +875,81 @@ fn a_follower_refuses_a_batch_holding_a_forged_click() {
     );
     assert_eq!(f.entries().len(), 1);
 }
+
+#[test]
+fn with_keys_a_leader_cannot_switch_keys_off_or_swap_one() {
+    let mut f = keyed_voter(1);
+    let votes: VoteProof = vec![(2, vote_sig(2)), (0, vote_sig(0))].into();
+    let config = |key0: Option<&str>| {
+        let members = (0..3).map(|i| Member {
+            id: i,
+            name: format!("n{i}"),
+            addr: format!("127.0.0.1:{}", 7000 + i),
+            voter: true,
+            public_key: if i == 0 {
+                key0.map(str::to_owned)
+            } else {
+                Some(format!("key{i}"))
+            },
+        });
+        WireEntry {
+            term: 5,
+            index: Some(0),
+            command: Command::Config(std::sync::Arc::new(
+                Membership::new(members.collect()).unwrap(),
+            )),
+            client: None,
+            sig: None,
+        }
+    };
+    let batch = |e: WireEntry, proof| AppendEntries {
+        entries: Some(vec![e]),
+        term: 5,
+        commit_index: None,
+        all_log: true,
+        proof,
+    };
+    for bad in [None, Some("the leader's own key")] {
+        let err = f
+            .append_entries_rpc(&batch(config(bad), Some(votes.clone())), Some(2), ms(1))
+            .unwrap_err();
+        assert!(err.0.contains("drops or changes a member's key"), "{err}");
+    }
+    assert!(f.entries().is_empty());
+    let same = batch(config(Some("key0")), Some(votes));
+    assert!(f.append_entries_rpc(&same, Some(2), ms(2)).unwrap().success);
+}
+
+#[test]
+fn with_keys_an_absurd_term_is_not_taken() {
+    let mut f = keyed_voter(1);
+    let req = VoteRequest {
+        term: 1_000_000,
+        candidate_id: 2,
+        last_log_index: None,
+        last_log_term: None,
+        transfer: false,
+    };
+    let msg = Msg::Request {
+        token: 1,
+        from: Some(2),
+        rpc: Rpc::RequestVote(req),
+    };
+    f.step_raw(msg, ms(1000));
+    assert_eq!(f.term(), 0, "the term did not move");
+}
+
+#[test]
+fn without_keys_nothing_is_signed() {
+    // A node that holds a key, in a cluster without keys (beside original
+    // nodes): its entries must stay {term, index, command}.
+    let mut c = RaftConfig::new(0, vec![]);
+    c.command_auth = Some(std::sync::Arc::new(TestKeys));
+    let mut n = Node::new(Raft::new(c, HardState::default(), vec![], Duration::ZERO).unwrap());
+    n.service_actions(ms(400));
+    n.propose([Command::Int(2)]);
+    n.service_actions(ms(401));
+    let e = n.log().entries().last().unwrap();
+    assert_eq!(e.command, Command::Int(2));
+    assert!(e.sig.is_none(), "unsigned");
+}

@@ -504,15 +504,16 @@ impl Actor {
         }
     }
 
-    /// In a cluster with keys (where a click's taker is known for sure), a
-    /// dead player cannot attack: decided at apply, from the replicated
-    /// board, so alike on every node.
+    /// A signed click's taker is known for sure: a dead player cannot
+    /// attack. Decided at apply, from the replicated board and entry.
     fn dead_attacker(&self, entry: &Entry) -> bool {
         let Some(attacker) = entry.client.and_then(|c| u8::try_from(c.node).ok()) else {
             return false;
         };
         let new_round = entry.command == Command::Int(crate::game::NEW_ROUND);
-        self.auth.on() && !new_round && self.state.hp(attacker) == Some(0)
+        // A signed entry (only a cluster with keys signs) is part of the
+        // log, so every node decides alike, whatever it knows of keys.
+        entry.sig.is_some() && !new_round && self.state.hp(attacker) == Some(0)
     }
 
     /// Committed commands become orders on `raft_orders`, each client

@@ -163,6 +163,8 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
     };
     let keys = auth::CommandKeys::new(auth.signing_key());
     let (raft, origin) = new_core(&opts, hard_state, (snapshot, log), (incarnation, keys))?;
+    // Whose signatures count is known before the server takes a request.
+    auth.set_members(&raft.membership());
     let log_file = create_log_file(&opts, &me.name, &raft)?;
     let log_path = log_file.as_ref().map(|f| lock_log(f).path().to_owned());
     let trace = create_trace(&opts)?;

@@ -171,6 +171,9 @@ impl RpcHandler {
                 "node {id} may not click for node {}: only its own key may",
                 self.auth.me()
             )),
+            Ok(id) if !self.auth.is_member(id) => {
+                refuse(format!("node {id} is not a member (any more)"))
+            }
             Ok(_) => Ok(()),
         }
     }

@@ -97,6 +97,12 @@ impl Node {
         self.service_actions(now)
     }
 
+    /// Any message, its `Ready` taken as the runtime would.
+    pub fn step_raw(&mut self, msg: Msg, now: Duration) -> Ready {
+        self.raft.step(now, msg);
+        self.take_ready()
+    }
+
     pub fn propose(&mut self, commands: impl IntoIterator<Item = Command>) {
         let msg = Msg::Propose(commands.into_iter().collect());
         self.raft.step(Duration::ZERO, msg);

@@ -80,10 +80,11 @@ impl Raft {
                 seq: s.next_seq,
             };
             s.next_seq += 1;
-            let sig = self
-                .cfg
-                .command_auth
-                .as_ref()
+            // Only a cluster with keys signs: an original node must never
+            // see a fourth member in an entry.
+            let keyed = self.membership().authenticated();
+            let sig = (self.cfg.command_auth.as_ref())
+                .filter(|_| keyed)
                 .and_then(|a| a.sign(&id, &command));
             let u = Unapplied {
                 command: command.clone(),

@@ -24,6 +24,12 @@ impl Raft {
         from: Option<NodeId>,
     ) -> Result<VoteReply, InvalidRequest> {
         self.validate_vote(req)?;
+        if self.absurd_term(req.term) {
+            return Err(InvalidRequest(format!(
+                "term {} is too far ahead of this node's {}",
+                req.term, self.term
+            )));
+        }
         if self.signed_votes() && from != Some(req.candidate_id) {
             return Err(InvalidRequest(format!(
                 "a vote request for node {} must be signed by it",

@@ -457,6 +457,7 @@ impl Raft {
         if let Some(t) = pending.reply_term(&result)
             && t > self.term
             && self.cfg.elections()
+            && !self.absurd_term(t)
         {
             info!(
                 "node {} sees term {t} from node {from}: steps down",
@@ -611,7 +612,10 @@ impl Raft {
                 );
             }
             let duplicate = !rejected && entry.client.is_some_and(|id| !self.sessions.admit(id));
-            self.note_applied(entry.client);
+            if !rejected {
+                // A forged copy of our command is not it: ours goes on.
+                self.note_applied(entry.client);
+            }
             if let Command::Config(c) = &entry.command {
                 // A removed node's session ends with it.
                 self.sessions.retain_nodes(|n| c.contains(n));

@@ -10,7 +10,17 @@ use std::sync::Arc;
 use super::*;
 use crate::raft::signing::Vote;
 
+/// With keys, a term further ahead than this, in a vote request or a
+/// reply, is not taken: a member could otherwise push every node to the
+/// wire's last term, where no election is possible any more.
+const MAX_TERM_JUMP: u64 = 1000;
+
 impl Raft {
+    /// A term a member may not push this node to (see `MAX_TERM_JUMP`).
+    pub(super) fn absurd_term(&self, term: u64) -> bool {
+        self.signed_votes() && term > self.term.saturating_add(MAX_TERM_JUMP)
+    }
+
     /// Do votes and leaders have to be signed here?
     pub(super) fn signed_votes(&self) -> bool {
         self.cfg.command_auth.is_some() && self.cfg.elections() && self.membership().authenticated()
@@ -107,21 +117,38 @@ impl Raft {
         if !self.signed_votes() {
             return Ok(());
         }
-        let new: Vec<Entry> = entries
+        let auth = self.cfg.command_auth.as_deref();
+        let new: Vec<&Entry> = entries
             .iter()
             .filter(|e| !self.log.matches(e.index, e.term))
-            .cloned()
             .collect();
-        let members = self.membership();
-        let auth = self.cfg.command_auth.as_deref();
-        let verdicts = crate::raft::signing::entries_ok(auth, &members, &new);
-        match new.iter().zip(verdicts).find(|(_, ok)| !ok) {
-            Some((e, _)) => Err(InvalidRequest(format!(
-                "entry {} fails its signature check: batch refused",
+        let Some(first) = new.first() else {
+            return Ok(());
+        };
+        // Each entry is checked under the configuration in force before it
+        // (a batch may add a node and then carry its clicks).
+        let before = first
+            .index
+            .checked_sub(1)
+            .and_then(|i| self.log.config_at(i));
+        let mut members = before.cloned().unwrap_or_else(|| self.membership());
+        let refuse = |e: &Entry, why: &str| {
+            Err(InvalidRequest(format!(
+                "entry {} {why}: batch refused",
                 e.index
-            ))),
-            None => Ok(()),
+            )))
+        };
+        for e in new {
+            if let Command::Config(next) = &e.command {
+                if !crate::raft::signing::keyed_step_ok(&members, next) {
+                    return refuse(e, "drops or changes a member's key");
+                }
+                members = next.clone();
+            } else if !crate::raft::signing::entry_ok(auth, &members, e) {
+                return refuse(e, "fails its signature check");
+            }
         }
+        Ok(())
     }
 
     /// The proof to send `to` with an append (until it took one).
