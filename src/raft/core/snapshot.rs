@@ -50,11 +50,29 @@ impl Raft {
         // A joining node holds entries from before it knew any configuration:
         // a snapshot there would record none.
         let known = self.log.config_at(applied).is_some_and(|c| !c.is_empty());
-        if (applied + 1).saturating_sub(base) < every || !known || !self.can_compact(now) {
+        let since = (applied + 1).saturating_sub(base);
+        if since < every || !known || !self.can_compact(now) {
+            return;
+        }
+        if self.followers_behind(applied, now) && since < 2 * every {
+            // Compacting now would make a follower that is only a little
+            // behind install a snapshot: wait for it (up to twice the
+            // interval; a follower far behind gets the snapshot).
             return;
         }
         self.snapshot_asked = Some(applied);
         self.out.snapshot_due = Some(applied);
+    }
+
+    /// Is a reachable follower of this leader short of `index`?
+    fn followers_behind(&self, index: u64, now: Duration) -> bool {
+        let Role::Leader(l) = &self.role else {
+            return false;
+        };
+        l.progress
+            .values()
+            .filter(|p| !p.is_paused(now))
+            .any(|p| p.matched().is_none_or(|m| m < index))
     }
 
     /// An original Python node cannot install a snapshot (and starts empty
