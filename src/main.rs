@@ -86,7 +86,8 @@ struct NodeArgs {
     /// node join (its key signs the request).
     #[arg(long, requires = "join")]
     sponsor_data_dir: Option<PathBuf>,
-    /// No window: read clicks from stdin, one player id (1-4) a line.
+    /// No window: read clicks from stdin, one player id (1-4, or a joined
+    /// player's) a line.
     #[arg(long)]
     headless: bool,
     /// Where the per-node log files go (logs/<name>/<datetime>.<name>.log).
@@ -212,7 +213,7 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
 /// No window: clicks come from stdin, orders are applied on a thread.
 fn run_headless(link: GameLink, running: RunningNode, read_stdin: bool) {
     info!(
-        "{} running headless: type a player id (1-4) and Enter to click, `new` for a new round once one is won",
+        "{} running headless: type a player id (1-4, or a joined player's) and Enter to click, `new` for a new round once one is won",
         running.name()
     );
     let GameLink {
