@@ -587,8 +587,9 @@ impl signing::CommandAuth for TestKeys {
     }
 }
 
-/// Node `id` of a keyed static cluster {0, 1, 2} (0 leads).
-fn keyed_node(id: NodeId) -> Node {
+/// Node `id` of a cluster {0, 1, 2} where every node has a key, in the
+/// paper's static mode (0 leads) or in election mode.
+fn keyed(id: NodeId, static_leader: bool) -> Node {
     let members = (0..3).map(|i| Member {
         id: i,
         name: format!("n{i}"),
@@ -600,9 +601,13 @@ fn keyed_node(id: NodeId) -> Node {
     c.members = Some(std::sync::Arc::new(
         Membership::new(members.collect()).unwrap(),
     ));
-    c.static_leader = Some(0);
+    c.static_leader = static_leader.then_some(0);
     c.command_auth = Some(std::sync::Arc::new(TestKeys));
     Node::new(Raft::new(c, HardState::default(), vec![], Duration::ZERO).unwrap())
+}
+
+fn keyed_node(id: NodeId) -> Node {
+    keyed(id, true)
 }
 
 fn click_by(node: NodeId, seq: u64, target: i32, sig_of: u8) -> WireEntry {
@@ -701,21 +706,8 @@ fn a_leader_drops_forwarded_clicks_that_fail_their_signature() {
     assert_eq!(own.sig.as_deref(), Some(&[0u8; 64]));
 }
 
-/// Node `id` of a keyed election-mode cluster {0, 1, 2}.
 fn keyed_voter(id: NodeId) -> Node {
-    let members = (0..3).map(|i| Member {
-        id: i,
-        name: format!("n{i}"),
-        addr: format!("127.0.0.1:{}", 7000 + i),
-        voter: true,
-        public_key: Some(format!("key{i}")),
-    });
-    let mut c = RaftConfig::new(id, (0..3).filter(|p| *p != id).collect());
-    c.members = Some(std::sync::Arc::new(
-        Membership::new(members.collect()).unwrap(),
-    ));
-    c.command_auth = Some(std::sync::Arc::new(TestKeys));
-    Node::new(Raft::new(c, HardState::default(), vec![], Duration::ZERO).unwrap())
+    keyed(id, false)
 }
 
 fn vote_sig(voter: u8) -> Sig {

@@ -38,6 +38,19 @@ pub struct NodeMeta {
     pub incarnation: u64,
 }
 
+/// A file's text, or `None` if there is no such file.
+fn read_if_there(path: &Path) -> Result<Option<String>, StorageError> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StorageError::Io {
+            what: "read",
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
 fn meta_path(dir: &Path) -> PathBuf {
     dir.join(META_FILE)
 }
@@ -46,16 +59,8 @@ fn meta_path(dir: &Path) -> PathBuf {
 /// must leave the directory as it was.
 pub fn read_meta(dir: &Path) -> Result<Option<NodeMeta>, StorageError> {
     let path = meta_path(dir);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StorageError::Io {
-                what: "read",
-                path,
-                source,
-            });
-        }
+    let Some(text) = read_if_there(&path)? else {
+        return Ok(None);
     };
     parse(&text)
         .map(Some)
@@ -105,16 +110,8 @@ pub struct Joined {
 /// The identity of a node that joined, if this data dir has one.
 pub fn read_joined(dir: &Path) -> Result<Option<Joined>, StorageError> {
     let path = dir.join(MEMBER_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StorageError::Io {
-                what: "read",
-                path,
-                source,
-            });
-        }
+    let Some(text) = read_if_there(&path)? else {
+        return Ok(None);
     };
     serde_json::from_str(&text)
         .map(Some)

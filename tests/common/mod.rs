@@ -34,29 +34,22 @@ pub fn call_timeout(
     timeout: Duration,
 ) -> Result<Value, String> {
     let body = raftian::wire::call_body(method, params)?;
-    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(timeout)).ok();
-    let req = format!(
-        "POST /RPC2 HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .ok_or("no body")?;
-    match raftian::wire::parse_response(body)? {
-        Ok(v) => Ok(v),
-        Err(f) => Err(format!("fault {}: {}", f.code(), f.string())),
-    }
+    post(addr, &body, &[], timeout)
 }
 
 /// POST an XML-RPC `body` with extra headers; the answer as [`call`] gives it.
 pub fn post_with(addr: &str, body: &str, headers: &[(&str, String)]) -> Result<Value, String> {
+    post(addr, body, headers, Duration::from_secs(5))
+}
+
+fn post(
+    addr: &str,
+    body: &str,
+    headers: &[(&str, String)],
+    timeout: Duration,
+) -> Result<Value, String> {
     let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.set_read_timeout(Some(timeout)).ok();
     let extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
