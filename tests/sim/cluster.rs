@@ -12,9 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raftian::raft::{
-    Answer, ClientId, Command, Committed as Applied, Entry, HardState, Membership, Mode, Msg,
-    NodeId, Outbound, PeerKind, PersistBatch, Raft, RaftConfig, Reply, Rpc, RpcFailure, ServerRef,
-    Snapshot, SnapshotMeta, sessions::SessionTable,
+    Answer, ClientId, Command, Committed as Applied, Entry, HardState, Member, Membership, Mode,
+    Msg, NodeId, Outbound, PeerKind, PersistBatch, Raft, RaftConfig, Reply, Rpc, RpcFailure,
+    ServerRef, Sig, Snapshot, SnapshotMeta,
+    sessions::SessionTable,
+    signing::{self, CommandAuth, Vote},
 };
 
 use crate::rng::{Rng, mix};
@@ -66,6 +68,55 @@ pub struct Options {
     /// Membership scenarios: nodes `0..m` form the starting configuration;
     /// the other slots stay down until they join (`boot_joiner`).
     pub members: Option<usize>,
+    /// Every node has a key (issue 11): commands and votes are signed
+    /// (with the simulation's stand-in signatures, see `SimKeys`).
+    pub keys: bool,
+}
+
+/// Stand-in signatures: node n's signature of a message is a hash of both.
+/// Honest nodes sign only as themselves; a lying node (driven by a
+/// scenario) never computes another node's.
+#[derive(Debug)]
+pub struct SimKeys;
+
+pub fn sim_sig(signer: NodeId, message: &[u8]) -> Sig {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ signer.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for b in message {
+        h = mix(h ^ u64::from(*b));
+    }
+    let mut out = [0u8; 64];
+    for (k, chunk) in out.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&mix(h ^ k as u64).to_le_bytes());
+    }
+    Arc::new(out)
+}
+
+impl CommandAuth for SimKeys {
+    fn sign(&self, id: &ClientId, command: &Command) -> Option<Sig> {
+        Some(sim_sig(id.node, &signing::command_message(id, command)))
+    }
+    fn verify(&self, m: &Membership, id: &ClientId, command: &Command, sig: &Sig) -> bool {
+        m.get(id.node).is_some_and(|k| k.public_key.is_some())
+            && *sig == sim_sig(id.node, &signing::command_message(id, command))
+    }
+    fn sign_vote(&self, v: &Vote) -> Option<Sig> {
+        Some(sim_sig(v.voter, &signing::vote_message(v)))
+    }
+    fn verify_vote(&self, m: &Membership, v: &Vote, sig: &Sig) -> bool {
+        m.is_voter(v.voter) && *sig == sim_sig(v.voter, &signing::vote_message(v))
+    }
+}
+
+/// The keyed configuration of nodes `0..n`.
+pub fn keyed_members(n: usize) -> Membership {
+    let members = (0..n as NodeId).map(|id| Member {
+        id,
+        name: format!("node{id}"),
+        addr: String::new(),
+        voter: true,
+        public_key: Some(format!("key{id}")),
+    });
+    Membership::new(members.collect()).expect("distinct ids")
 }
 
 impl Options {
@@ -82,6 +133,7 @@ impl Options {
             snapshot_entries: None,
             unreliable: false,
             members: None,
+            keys: false,
         }
     }
 }
@@ -202,6 +254,8 @@ struct Expected {
     /// Per index (from 0): applied (not a copy), and the state after it.
     at: Vec<(bool, AppState)>,
     sessions: SessionTable,
+    /// With keys: what every node checks signatures against.
+    keys: Option<Membership>,
     state: AppState,
     /// Where each client command was first applied.
     admitted_at: HashMap<ClientId, u64>,
@@ -212,7 +266,18 @@ impl Expected {
     fn extend(&mut self, committed: &BTreeMap<u64, Committed>) {
         while let Some(k) = committed.get(&(self.at.len() as u64)) {
             let index = self.at.len() as u64;
-            let admitted = k.client.is_none_or(|id| self.sessions.admit(id));
+            let e = Entry {
+                term: k.term,
+                index: self.at.len() as u64,
+                command: k.command.clone(),
+                client: k.client,
+                sig: k.sig.clone(),
+            };
+            let signed = self
+                .keys
+                .as_ref()
+                .is_none_or(|m| signing::entry_ok(Some(&SimKeys), m, &e));
+            let admitted = signed && k.client.is_none_or(|id| self.sessions.admit(id));
             if let Command::Config(c) = &k.command {
                 self.sessions.retain_nodes(|n| c.contains(n));
             }
@@ -239,6 +304,7 @@ struct Committed {
     term: u64,
     command: Command,
     client: Option<ClientId>,
+    sig: Option<Sig>,
     /// Term of the leader that first committed it.
     commit_term: u64,
 }
@@ -343,6 +409,8 @@ pub struct Cluster {
 
 /// Membership requests use tokens from here (RPC tokens are seqs).
 const CONF_TOKEN: u64 = 1 << 60;
+/// The token of a lying node's injected request (its answer is dropped).
+const LIE_TOKEN: u64 = 1 << 61;
 
 fn violation(now: u64, msg: String) -> ! {
     panic!(
@@ -445,7 +513,10 @@ impl Cluster {
             chain: HashMap::new(),
             committed: BTreeMap::new(),
             by_cmd: HashMap::new(),
-            expected: Expected::default(),
+            expected: Expected {
+                keys: opts.keys.then(|| keyed_members(n)),
+                ..Expected::default()
+            },
             proposed: Vec::new(),
             rust_peer,
             opts,
@@ -483,6 +554,10 @@ impl Cluster {
     fn boot(&mut self, i: usize) {
         let peers: Vec<NodeId> = (0..self.opts.n as u64).filter(|p| *p != i as u64).collect();
         let mut cfg = RaftConfig::new(i as NodeId, peers.clone());
+        if self.opts.keys {
+            cfg.members = Some(Arc::new(keyed_members(self.opts.n)));
+            cfg.command_auth = Some(Arc::new(SimKeys));
+        }
         if let Some(m) = self.opts.members {
             let start = Membership::voters(0..m as NodeId);
             let joiner = self.nodes[i].joiner;
@@ -1053,6 +1128,29 @@ impl Cluster {
         self.client_on
     }
 
+    /// Deliver `rpc` to node `to` as if node `from` sent it, and drop the
+    /// answer (a lying node's message: whatever it is, the honest node
+    /// must keep every invariant).
+    pub fn inject(&mut self, to: usize, from: usize, rpc: Rpc) {
+        let now = self.clock(to);
+        self.tr(|| format!("  LIE {from} -> {to}: {rpc:?}"));
+        let Some(raft) = self.nodes[to].raft.as_mut() else {
+            return;
+        };
+        let token = LIE_TOKEN;
+        raft.step(
+            now,
+            Msg::Request {
+                token,
+                from: Some(from as NodeId),
+                rpc,
+            },
+        );
+        let (out, _) = self.after_call(to);
+        self.send(to, out);
+        self.conf_answers.remove(&token);
+    }
+
     /// Background clients proposing on random nodes every 2-30 ms.
     pub fn set_clients(&mut self, on: bool) {
         if on && !self.client_on {
@@ -1081,6 +1179,7 @@ impl Cluster {
             ..
         } = self;
         let opts_members = opts.members;
+        let opts_keys = opts.keys;
         let raft = nodes[i]
             .raft
             .as_mut()
@@ -1152,6 +1251,16 @@ impl Cluster {
         if is_leader {
             let l = *leaders.entry(term).or_insert_with(|| {
                 stats.leader_terms += 1;
+                // With keys, nobody leads without a majority's votes.
+                if opts_keys {
+                    let got = votes
+                        .iter()
+                        .filter(|((_, t), v)| *t == term && **v == i as NodeId)
+                        .count();
+                    if got < nodes.len() / 2 + 1 {
+                        violation(now, format!("node {i} leads term {term} with {got} votes"));
+                    }
+                }
                 // A node that is no voter (removed, a learner) never wins.
                 if opts_members.is_some() && !raft.membership().is_voter(i as NodeId) {
                     violation(
@@ -1246,6 +1355,7 @@ impl Cluster {
                                 term: e.term,
                                 command: e.command.clone(),
                                 client: e.client,
+                                sig: e.sig.clone(),
                                 commit_term: term,
                             },
                         );
@@ -1307,13 +1417,13 @@ impl Cluster {
             rejected,
         } in orders
         {
-            if rejected {
+            if rejected && !opts_keys {
                 violation(
                     now,
                     format!("node {i} rejects entry {} without keys", e.index),
                 );
             }
-            check_applied(now, i, node, expected, &e, duplicate);
+            check_applied(now, i, node, expected, &e, duplicate || rejected);
             if e.index != node.next_apply {
                 violation(
                     now,

@@ -20,8 +20,8 @@
 //! command proposed on every node commits.
 //!
 //! Scenarios: the MIT 6.824 Raft tests 2A/2B/2C, the paper's static-leader
-//! mode (also under chaos), random partitions, leadership transfer and
-//! membership changes. Seed `s` runs scenario
+//! mode (also under chaos), random partitions, leadership transfer,
+//! membership changes, and a lying member in a cluster with keys. Seed `s` runs scenario
 //! `ALL[s % ALL.len()]`; `(s / ALL.len()) % 3` picks how nodes mark their
 //! peers: 0 all Rust, 1 all legacy (is_log_empty probes, commit sent once
 //! and capped), 2 mixed. The seed also picks max_batch (4096, 1-4, 16-64),
@@ -168,4 +168,5 @@ scenario_tests!(
     membership_unreliable,
     membership_partitioned,
     single_server_bug,
+    lying_member,
 );

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use raftian::raft::{NodeId, Reply};
 
-use crate::cluster::{Cluster, ELECTION_WAIT, LIVENESS, MS, Options, Peers};
+use raftian::raft::signing::{Vote, vote_message};
+use raftian::raft::{AppendEntries, ClientId, Command, Rpc, VoteProof, VoteRequest, WireEntry};
+
+use crate::cluster::{Cluster, ELECTION_WAIT, LIVENESS, MS, Options, Peers, sim_sig};
 
 /// A scenario gets its seed and how nodes mark their peers, and hands back
 /// its cluster for the checks every scenario ends with.
@@ -53,6 +56,7 @@ pub const ALL: &[(&str, Scenario)] = &[
     ("membership_unreliable", membership_unreliable),
     ("membership_partitioned", membership_partitioned),
     ("single_server_bug", single_server_bug),
+    ("lying_member", lying_member),
 ];
 
 fn cluster(seed: u64, n: usize, peers: Peers) -> Cluster {
@@ -1335,5 +1339,117 @@ fn single_server_bug(seed: u64, _peers: Peers) -> Cluster {
     let x = c.fresh();
     let n = members_up(&c);
     c.one(x, n.min(4), true);
+    c
+}
+
+// ----- cheating (issue 11) -----
+
+/// Five nodes with keys; node 4 lies, with every message it can make
+/// (well formed, signed as itself): appends of newer terms with no votes
+/// or forged ones, forged clicks in other nodes' names, forwards with
+/// huge terms, vote requests far ahead. The honest nodes keep every
+/// invariant (among them: nobody leads without a majority's votes, a
+/// forged click is never applied), and the game goes on.
+fn lying_member(seed: u64, _peers: Peers) -> Cluster {
+    let n = 5;
+    let liar = 4;
+    let mut opts = Options::new(n, Peers::Rust);
+    opts.keys = true;
+    let mut c = Cluster::new(seed, opts);
+    c.set_clients(true);
+    let x = c.fresh();
+    c.one(x, n, true);
+    let garbage = sim_sig(99, b"garbage");
+    for k in 0..200u64 {
+        let to = c.rng.index(liar);
+        let term = c.raft(to).map_or(1, |r| r.term());
+        let last = c.raft(to).and_then(|r| r.log().last_index()).unwrap_or(0);
+        let heartbeat = |term, proof| {
+            Rpc::AppendEntries(AppendEntries {
+                entries: None,
+                term,
+                commit_index: Some(last + 50),
+                all_log: false,
+                proof,
+            })
+        };
+        let forged_click = |index: Option<u64>, seq| WireEntry {
+            term,
+            index,
+            command: Command::Int(2),
+            client: Some(ClientId {
+                node: 0,
+                incarnation: 1,
+                seq,
+            }),
+            sig: Some(garbage.clone()),
+        };
+        let rpc = match k % 6 {
+            0 => heartbeat(term + 1 + c.rng.below(3), None),
+            1 => {
+                // Its own vote is real; the others' are not.
+                let own = Vote {
+                    term: term + 1,
+                    candidate: liar as u64,
+                    voter: liar as u64,
+                };
+                let proof: VoteProof = vec![
+                    (liar as u64, sim_sig(liar as u64, &vote_message(&own))),
+                    (0, garbage.clone()),
+                    (1, garbage.clone()),
+                ]
+                .into();
+                heartbeat(term + 1, Some(proof))
+            }
+            2 => Rpc::AppendEntries(AppendEntries {
+                entries: Some(vec![forged_click(Some(last + 1), 1_000 + k)]),
+                term,
+                commit_index: Some(last + 1),
+                all_log: false,
+                proof: None,
+            }),
+            3 => Rpc::AppendEntries(AppendEntries {
+                entries: Some(vec![forged_click(None, 2_000 + k)]),
+                term: term + 500,
+                commit_index: None,
+                all_log: false,
+                proof: None,
+            }),
+            4 => Rpc::RequestVote(VoteRequest {
+                term: term + 5_000,
+                candidate_id: liar as u64,
+                last_log_index: Some(last + 1_000),
+                last_log_term: Some(term + 5_000),
+                transfer: true,
+            }),
+            _ => Rpc::PreVote(VoteRequest {
+                term: term + 1,
+                candidate_id: liar as u64,
+                last_log_index: Some(last + 1_000),
+                last_log_term: Some(term),
+                transfer: false,
+            }),
+        };
+        c.inject(to, liar, rpc);
+        let pause = 20 * MS + c.rng.below(20 * MS);
+        c.run_for(pause);
+    }
+    for i in 0..liar {
+        let Some(r) = c.raft(i) else { continue };
+        assert!(
+            r.term() < 1_000,
+            "node {i} was pushed to term {}: {}",
+            r.term(),
+            c.describe()
+        );
+        let forged = r
+            .entries()
+            .iter()
+            .find(|e| e.client.is_some_and(|id| id.node == 0 && id.seq >= 1_000));
+        assert!(forged.is_none(), "node {i} took a forged click: {forged:?}");
+    }
+    c.set_clients(false);
+    let x = c.fresh();
+    c.one(x, n, true);
     c
 }
