@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::raft::Entry;
+use crate::raft::{Command, Entry};
 
 /// The snapshot document's key for it.
 pub const DOC_KEY: &str = "stateDigest";
@@ -17,13 +17,34 @@ pub struct StateDigest([u8; 32]);
 impl StateDigest {
     /// Chain one applied entry.
     pub fn apply(&mut self, e: &Entry) {
+        // Applied for every entry on the node's loop: fixed-size fields as
+        // bytes, no text formatting.
         let mut h = Sha256::new();
         h.update(self.0);
         h.update(e.index.to_le_bytes());
         h.update(e.term.to_le_bytes());
-        h.update(e.command.to_string().as_bytes());
+        match &e.command {
+            Command::Int(c) => {
+                h.update([0]);
+                h.update(c.to_le_bytes());
+            }
+            Command::Text(t) => {
+                h.update([1]);
+                h.update((t.len() as u64).to_le_bytes());
+                h.update(t.as_bytes());
+            }
+            Command::Config(m) => {
+                let text = m.to_string();
+                h.update([2]);
+                h.update((text.len() as u64).to_le_bytes());
+                h.update(text.as_bytes());
+            }
+        }
         if let Some(c) = e.client {
-            h.update(format!("|{c}").as_bytes());
+            h.update([1]);
+            for n in [c.node, c.incarnation, c.seq] {
+                h.update(n.to_le_bytes());
+            }
         }
         self.0 = h.finalize().into();
     }
@@ -54,7 +75,6 @@ impl StateDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::Command;
 
     fn e(index: u64, c: i32) -> Entry {
         Entry {

@@ -62,9 +62,11 @@ impl ClientSession {
         self.unapplied.len()
     }
 
-    /// When the oldest command not applied yet was taken.
+    /// When the oldest command not applied yet was taken (seqs are given
+    /// in the order commands are taken: the first is the oldest). Asked on
+    /// every loop turn, so it must not walk the whole map.
     pub fn oldest_taken(&self) -> Option<Duration> {
-        self.unapplied.values().map(|u| u.taken_at).min()
+        self.unapplied.first_key_value().map(|(_, u)| u.taken_at)
     }
 }
 
