@@ -189,6 +189,16 @@ fn entry_to(e: &WireEntry) -> Result<Value, String> {
     Ok(Value::Struct(m))
 }
 
+/// A count in a `status()` struct: nil or missing is `None` (older nodes
+/// leave fields out), a negative number or another type is an error.
+pub fn status_count(m: &BTreeMap<String, Value>, k: &str) -> Result<Option<u64>, String> {
+    match m.get(k) {
+        Some(Value::Integer(n)) if *n >= 0 => Ok(Some(*n as u64)),
+        Some(Value::Nil) | None => Ok(None),
+        Some(v) => Err(format!("status() field {k} is {v:?}")),
+    }
+}
+
 /// Parse `append_entries_rpc`'s four arguments.
 pub fn append_from_params(params: &[Value]) -> Result<AppendEntries, Fault> {
     expect_count(params, 4, "append_entries_rpc")?;

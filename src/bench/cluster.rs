@@ -477,13 +477,7 @@ async fn fetch_status(
     let Value::Struct(m) = value else {
         return Err("status() did not answer a struct".into());
     };
-    let num = |k: &str| -> Result<Option<u64>, String> {
-        match m.get(k) {
-            Some(Value::Integer(n)) if *n >= 0 => Ok(Some(*n as u64)),
-            Some(Value::Nil) | None => Ok(None),
-            Some(v) => Err(format!("status() field {k} is {v:?}")),
-        }
-    };
+    let num = |k: &str| wire::status_count(&m, k);
     let mode = match m.get("mode") {
         Some(Value::String(s)) => s.clone(),
         other => return Err(format!("status() field mode is {other:?}")),

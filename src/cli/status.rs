@@ -276,13 +276,7 @@ pub fn parse_status(v: &Value) -> Result<NodeView, String> {
     let Value::Struct(m) = v else {
         return Err("not a struct".into());
     };
-    let num = |k: &str| -> Result<Option<u64>, String> {
-        match m.get(k) {
-            Some(Value::Integer(n)) if *n >= 0 => Ok(Some(*n as u64)),
-            Some(Value::Nil) | None => Ok(None),
-            Some(other) => Err(format!("{k} is {other:?}")),
-        }
-    };
+    let num = |k: &str| crate::wire::status_count(m, k);
     let role = match m.get("mode") {
         Some(Value::String(s)) => s.clone(),
         None => "?".into(),
