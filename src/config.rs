@@ -86,6 +86,9 @@ pub struct ClusterConfig {
     pub snapshot_entries: Option<u64>,
     /// Bytes per `install_snapshot_rpc` chunk. Default 64 KiB.
     pub snapshot_chunk_bytes: Option<usize>,
+    /// A player's clicks per second beyond which the game drops them
+    /// (issue 11); none: no limit. Rust nodes only.
+    pub max_clicks_per_sec: Option<u32>,
     #[serde(rename = "node")]
     pub nodes: Vec<NodeEntry>,
 }
@@ -122,6 +125,7 @@ impl ClusterConfig {
         }
         self.try_membership()?;
         self.check_keys()?;
+        self.check_rate_limit()?;
         if let Some(l) = self.leader
             && !ids.contains(&l)
         {
@@ -166,6 +170,27 @@ impl ClusterConfig {
         Ok(())
     }
 
+    /// A rate limit of at least one click, and no original node (its log
+    /// cannot hold the limit's stamps).
+    fn check_rate_limit(&self) -> Result<(), String> {
+        let Some(n) = self.max_clicks_per_sec else {
+            return Ok(());
+        };
+        if n == 0 || n > i32::MAX as u32 {
+            return Err(format!(
+                "max_clicks_per_sec must be from 1 to {}, not {n}",
+                i32::MAX
+            ));
+        }
+        if let Some(o) = self.nodes.iter().find(|n| n.original) {
+            return Err(format!(
+                "{} is an original Python node, whose log cannot hold the rate limit's stamps: leave max_clicks_per_sec out",
+                o.name
+            ));
+        }
+        Ok(())
+    }
+
     /// Does every node have a public key?
     pub fn authenticated(&self) -> bool {
         self.nodes.iter().all(|n| n.public_key.is_some())
@@ -184,6 +209,7 @@ impl ClusterConfig {
             check_quorum: None,
             snapshot_entries: None,
             snapshot_chunk_bytes: None,
+            max_clicks_per_sec: None,
             nodes,
         }
     }
@@ -249,6 +275,7 @@ impl ClusterConfig {
         if let Some(b) = self.snapshot_chunk_bytes {
             c.snapshot_chunk = b.clamp(1, 1 << 20);
         }
+        c.rate_limit = self.max_clicks_per_sec;
         c
     }
 }
@@ -277,6 +304,8 @@ mod tests {
             "leader = 7\n[[node]]\nid = 0\nname = \"a\"\naddr = \"127.0.0.1:1\"\n",
             "[[node]]\nid = 0\nname = \"a\"\naddr = \"127.0.0.1:1\"\nlog = [[1, 0, 1], [1, 2, 1]]\n",
             "[[node]]\nid = 0\nname = \"a\"\naddr = \"127.0.0.1:1\"\ncolour = 3\n",
+            "max_clicks_per_sec = 0\n[[node]]\nid = 0\nname = \"a\"\naddr = \"127.0.0.1:1\"\n",
+            "max_clicks_per_sec = 5\n[[node]]\nid = 0\nname = \"a\"\naddr = \"127.0.0.1:1\"\noriginal = true\n",
         ];
         for b in bad {
             assert!(ClusterConfig::from_toml_str(b).is_err(), "{b}");

@@ -230,6 +230,10 @@ pub struct NodeStatus {
     pub state_digest: String,
     /// A leader that keeps leading but leaves this node's clicks out.
     pub censored_by: Option<u64>,
+    /// Clicks per player and window now in force (None: no rate limit).
+    pub rate_limit: Option<u32>,
+    /// This node's clicks dropped by the rate limit so far.
+    pub rate_limited: u64,
 }
 
 /// A member of the cluster, as `status()` lists it.

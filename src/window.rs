@@ -370,6 +370,28 @@ impl ClickDetector {
     }
 }
 
+/// The attacker's own window says so when the rate limit drops its clicks
+/// (issue 11): the count comes from the node's status.
+#[derive(Clone, Copy, Debug, Default)]
+struct DropNotice {
+    seen: u64,
+}
+
+impl DropNotice {
+    /// The header message if more of this node's clicks were dropped.
+    fn update(&mut self, status: &NodeStatus) -> Option<String> {
+        let more = status.rate_limited > self.seen;
+        self.seen = status.rate_limited;
+        let limit = status.rate_limit.unwrap_or_default();
+        more.then(|| {
+            format!(
+                "Too fast: {} of your clicks dropped (limit {limit}/s)",
+                status.rate_limited
+            )
+        })
+    }
+}
+
 /// The header: a click message for a while, then the default text.
 #[derive(Clone, Debug)]
 struct Header {
@@ -443,6 +465,7 @@ pub fn run_with(
     let mut meter = FpsMeter::new(start);
     let mut next_frame = start;
     let mut last_log = start;
+    let mut notice = DropNotice::default();
 
     loop {
         // Input, polled often until the next frame is due.
@@ -473,6 +496,10 @@ pub fn run_with(
         }
 
         let now = Instant::now();
+        let status = link.status.get();
+        if let Some(m) = notice.update(&status) {
+            input.header.show(m, now);
+        }
         let game = link.game.snapshot();
         let idle = game
             .round_end()
@@ -480,7 +507,7 @@ pub fn run_with(
         let state = BoardState {
             hp: game.hp_by_id(),
             header: input.header.text(now, idle),
-            footer: footer_lines(&link.status.get(), meter.last()),
+            footer: footer_lines(&status, meter.last()),
         };
         if shown.as_ref() != Some(&state) {
             render(&state, &mut buf);
@@ -753,6 +780,20 @@ mod tests {
             .map(|d| c.feed(d))
             .collect();
         assert_eq!(seen, [false, true, false, false, false, true, false, false]);
+    }
+
+    #[test]
+    fn the_header_says_when_the_rate_limit_drops_clicks() {
+        let mut n = DropNotice::default();
+        let mut s = NodeStatus::default();
+        assert_eq!(n.update(&s), None);
+        s.rate_limit = Some(5);
+        s.rate_limited = 3;
+        assert_eq!(
+            n.update(&s).as_deref(),
+            Some("Too fast: 3 of your clicks dropped (limit 5/s)")
+        );
+        assert_eq!(n.update(&s), None, "said once per new drop");
     }
 
     #[test]

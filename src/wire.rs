@@ -103,6 +103,7 @@ fn command_from(v: &Value) -> Result<Command, Fault> {
     match v {
         Value::Integer(i) => Ok(Command::Int(*i)),
         Value::String(s) => Ok(Command::Text(s.clone())),
+        Value::Struct(s) if s.contains_key("stamp") => stamp_from(s),
         Value::Struct(s) => config_from(s),
         other => Err(bad_args(format!(
             "command must be an int or a string, got {}",
@@ -123,6 +124,25 @@ fn config_from(s: &BTreeMap<String, Value>) -> Result<Command, Fault> {
     Ok(Command::Config(Arc::new(m)))
 }
 
+/// A rate-limit stamp, `{stamp: "<Unix ms>", limit: int}` (between Rust
+/// nodes only; the milliseconds do not fit the wire's 32-bit int).
+fn stamp_from(s: &BTreeMap<String, Value>) -> Result<Command, Fault> {
+    let shape = || bad_args("a stamp command must be {stamp: string of digits, limit: int >= 0}");
+    if s.len() != 2 {
+        return Err(shape());
+    }
+    let (Some(Value::String(ms)), Some(Value::Integer(limit))) = (s.get("stamp"), s.get("limit"))
+    else {
+        return Err(shape());
+    };
+    if ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(shape());
+    }
+    let ms = ms.parse().map_err(|_| shape())?;
+    let limit = u32::try_from(*limit).map_err(|_| shape())?;
+    Ok(Command::Stamp(crate::raft::Stamp { ms, limit }))
+}
+
 fn command_to(c: &Command) -> Value {
     match c {
         Command::Int(i) => Value::Integer(*i),
@@ -131,6 +151,13 @@ fn command_to(c: &Command) -> Value {
             let json = serde_json::to_string(&**m).expect("a configuration serializes");
             let mut s = BTreeMap::new();
             s.insert("config".to_owned(), Value::String(json));
+            Value::Struct(s)
+        }
+        Command::Stamp(st) => {
+            let mut s = BTreeMap::new();
+            s.insert("stamp".to_owned(), Value::String(st.ms.to_string()));
+            let limit = i32::try_from(st.limit).unwrap_or(i32::MAX);
+            s.insert("limit".to_owned(), Value::Integer(limit));
             Value::Struct(s)
         }
     }
@@ -572,12 +599,12 @@ const SIG_BYTES: usize = 150;
 
 pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
     const HEAD: &str = "<?xml version='1.0'?>\n<methodCall><methodName>";
-    // Configurations and signatures are rare enough for the codec of record.
+    // Configurations and stamps are rare enough for the codec of record.
     let needs_dxr = |a: &AppendEntries| {
         a.entries
             .iter()
             .flatten()
-            .any(|e| matches!(e.command, Command::Config(_)))
+            .any(|e| matches!(e.command, Command::Config(_) | Command::Stamp(_)))
     };
     let rare = match rpc {
         Rpc::AppendEntries(a) => needs_dxr(a),
@@ -597,8 +624,8 @@ pub fn rpc_body(rpc: &Rpc) -> Result<String, String> {
                             + match &e.command {
                                 Command::Int(_) => ENTRY_BYTES,
                                 Command::Text(t) => ENTRY_BYTES + 8 + t.len() + t.len() / 4,
-                                Command::Config(_) => {
-                                    unreachable!("configurations take the dxr path")
+                                Command::Config(_) | Command::Stamp(_) => {
+                                    unreachable!("configurations and stamps take the dxr path")
                                 }
                             }
                     })
@@ -727,7 +754,9 @@ fn push_entry(o: &mut String, e: &WireEntry) -> Result<(), String> {
             push_escaped(o, t);
             o.push_str("</string>");
         }
-        Command::Config(_) => unreachable!("configurations take the dxr path"),
+        Command::Config(_) | Command::Stamp(_) => {
+            unreachable!("configurations and stamps take the dxr path")
+        }
     }
     o.push_str("</value></member><member><name>index</name>");
     push_value_int(o, index.map(u64::from), "index")?;
@@ -814,6 +843,56 @@ mod tests {
         };
         let p = rpc_params(&Rpc::AppendEntries(a.clone())).unwrap();
         assert_eq!(append_from_params(&p).unwrap(), a);
+    }
+
+    #[test]
+    fn stamps_round_trip_and_malformed_ones_are_refused() {
+        let stamp = Command::Stamp(crate::raft::Stamp {
+            ms: 1_800_000_000_123,
+            limit: 20,
+        });
+        let a = AppendEntries {
+            entries: Some(vec![WireEntry {
+                term: 2,
+                index: Some(9),
+                command: stamp.clone(),
+                client: None,
+                sig: None,
+            }]),
+            term: 2,
+            commit_index: Some(8),
+            all_log: false,
+            proof: None,
+        };
+        let rpc = Rpc::AppendEntries(a.clone());
+        let p = rpc_params(&rpc).unwrap();
+        assert_eq!(append_from_params(&p).unwrap(), a);
+        let body = rpc_body(&rpc).unwrap();
+        assert_eq!(body, call_body(rpc.method(), p).unwrap());
+        let bad = |members: &[(&str, Value)]| {
+            let m = members
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            command_from(&Value::Struct(m)).unwrap_err()
+        };
+        let digits = Value::String("12".into());
+        bad(&[("stamp", digits.clone())]);
+        bad(&[
+            ("stamp", Value::String("-12".into())),
+            ("limit", Value::Integer(1)),
+        ]);
+        bad(&[("stamp", Value::Integer(12)), ("limit", Value::Integer(1))]);
+        bad(&[("stamp", digits.clone()), ("limit", Value::Integer(-1))]);
+        bad(&[
+            ("stamp", Value::String("99999999999999999999999".into())),
+            ("limit", Value::Integer(1)),
+        ]);
+        bad(&[
+            ("stamp", digits),
+            ("limit", Value::Integer(1)),
+            ("x", Value::Integer(1)),
+        ]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::board;
 use super::digest::{DOC_KEY, StateDigest};
 use super::peers::Peers;
 use super::trace::Trace;
-use crate::game::Game;
+use crate::game::{Game, RateLimit};
 use crate::logfile::LogFile;
 use crate::queues::{CommandReceiver, Member, NodeStatus, OrderSender, StatusBoard};
 use crate::raft::{
@@ -81,6 +81,8 @@ pub struct ActorParts {
     pub auth: Arc<super::auth::Auth>,
     /// Chained over what was applied up to the board's index.
     pub digest: StateDigest,
+    /// The rate limit's window and counts, as of the board's index.
+    pub rate: RateLimit,
 }
 
 /// The node's event loop; it alone owns the core.
@@ -106,6 +108,7 @@ pub struct Actor {
     removed: bool,
     auth: Arc<super::auth::Auth>,
     digest: StateDigest,
+    rate: RateLimit,
     /// The last entry the board reflects.
     applied: Option<u64>,
     /// This node was in a configuration applied here (or started in one).
@@ -179,6 +182,7 @@ impl Actor {
             state,
             auth,
             digest,
+            rate,
         } = parts;
         let mut actor = Actor {
             was_member: raft.applied_membership().contains(raft.id()),
@@ -203,6 +207,7 @@ impl Actor {
             removed: false,
             auth,
             digest,
+            rate,
             click_waiters: HashMap::new(),
             clicks_done: Vec::new(),
             censored_by: None,
@@ -338,6 +343,7 @@ impl Actor {
             // since the core asked.
             let mut app = board::app_state(&self.state, &self.membership);
             app.insert(DOC_KEY.into(), self.digest.hex().into());
+            app.insert(board::RATE_KEY.into(), board::rate_doc(&self.rate));
             self.raft.step(self.now(), Msg::Snapshot { index, app });
         }
         self.log_version.send_if_modified(|v| {
@@ -403,12 +409,18 @@ impl Actor {
 
     /// A snapshot from the leader replaced the state: the board follows.
     fn restore(&mut self, s: &Snapshot) -> bool {
-        let read = |d: &[u8]| -> Result<(Game, StateDigest), String> {
-            Ok((board::game_from_snapshot(d)?, StateDigest::from_doc(d)?))
+        let read = |d: &[u8]| -> Result<(Game, StateDigest, RateLimit), String> {
+            let rate = board::rate_from_snapshot(d)?;
+            Ok((
+                board::game_from_snapshot(d)?,
+                StateDigest::from_doc(d)?,
+                rate,
+            ))
         };
         match read(&s.data) {
-            Ok((game, digest)) => {
+            Ok((game, digest, rate)) => {
                 self.digest = digest;
+                self.rate = rate;
                 self.applied = Some(s.meta.index);
                 self.state = game.clone();
                 self.orders.restore(game);
@@ -516,6 +528,17 @@ impl Actor {
         entry.sig.is_some() && !new_round && self.state.hp(attacker) == Some(0)
     }
 
+    /// Within the rate limit (or not a player's click)? Counts it. Decided
+    /// at apply from the log's stamps and clicks: every node alike.
+    fn rate_allows(&mut self, entry: &Entry) -> bool {
+        match entry.client {
+            Some(id) if entry.command != Command::Int(crate::game::NEW_ROUND) => {
+                self.rate.allow(id.node)
+            }
+            _ => true,
+        }
+    }
+
     /// Committed commands become orders on `raft_orders`, each client
     /// command once (a copy that reached the log twice is skipped).
     fn deliver_orders(&mut self, committed: Vec<Committed>) {
@@ -534,6 +557,16 @@ impl Actor {
             match &entry.command {
                 Command::Int(c) if self.dead_attacker(&entry) => {
                     info!("{}: a dead player's attack ({c}) is void", self.name);
+                }
+                Command::Int(c) if !self.rate_allows(&entry) => {
+                    let by = entry.client.map_or(0, |id| id.node);
+                    info!(
+                        "{}: player {by}'s click ({c}) is over the rate limit: dropped",
+                        self.name
+                    );
+                }
+                Command::Stamp(st) => {
+                    self.rate.stamp(st.ms, st.limit);
                 }
                 Command::Int(c) => {
                     if let Some(t) = &self.trace {
@@ -600,6 +633,8 @@ impl Actor {
             snapshot_term: r.log().snapshot().map(|s| s.term),
             state_digest: self.digest.hex(),
             censored_by: self.censored_by,
+            rate_limit: self.rate.limit(),
+            rate_limited: self.rate.dropped(r.id()),
             members: self.members.clone(),
         };
         self.status.publish(s);

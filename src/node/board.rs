@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::game::{Game, Player, PlayerId};
+use crate::game::{Game, Player, PlayerId, RateLimit};
 use crate::raft::Membership;
 
 /// The board as it goes into a snapshot: `hp` and `orders` hold one slot
@@ -26,6 +26,23 @@ pub fn app_state(game: &Game, members: &Membership) -> Map<String, Value> {
     m.insert("members".into(), json!(game.members()));
     m.insert("round".into(), json!(game.round()));
     m
+}
+
+/// The snapshot document's key for the rate limit's state.
+pub const RATE_KEY: &str = "rateLimit";
+
+pub fn rate_doc(rate: &RateLimit) -> Value {
+    serde_json::to_value(rate).expect("the rate limit serializes")
+}
+
+/// The rate limit's state from a snapshot document (none in one written
+/// before the rate limit: no window yet).
+pub fn rate_from_snapshot(data: &[u8]) -> Result<RateLimit, String> {
+    let doc: Value = serde_json::from_slice(data).map_err(|e| format!("not JSON: {e}"))?;
+    match doc.get(RATE_KEY) {
+        None | Some(Value::Null) => Ok(RateLimit::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("{RATE_KEY}: {e}")),
+    }
 }
 
 /// The board back from a snapshot document (also one written before

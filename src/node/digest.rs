@@ -39,6 +39,11 @@ impl StateDigest {
                 h.update((text.len() as u64).to_le_bytes());
                 h.update(text.as_bytes());
             }
+            Command::Stamp(st) => {
+                h.update([3]);
+                h.update(st.ms.to_le_bytes());
+                h.update(st.limit.to_le_bytes());
+            }
         }
         if let Some(c) = e.client {
             h.update([1]);

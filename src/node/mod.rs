@@ -153,13 +153,22 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
     let snapshot = storage
         .load_snapshot()
         .map_err(|e| format!("{}: {e}", me.name))?;
-    let (game, digest) = match &snapshot {
+    let (game, digest, rate) = match &snapshot {
         Some(s) => {
             let bad = |e: String| format!("{}: snapshot: {e}", me.name);
             let game = board::game_from_snapshot(&s.data).map_err(bad)?;
-            (game, digest::StateDigest::from_doc(&s.data).map_err(bad)?)
+            let rate = board::rate_from_snapshot(&s.data).map_err(bad)?;
+            (
+                game,
+                digest::StateDigest::from_doc(&s.data).map_err(bad)?,
+                rate,
+            )
         }
-        None => (Game::new(), digest::StateDigest::default()),
+        None => (
+            Game::new(),
+            digest::StateDigest::default(),
+            Default::default(),
+        ),
     };
     let keys = auth::CommandKeys::new(auth.signing_key());
     let (raft, origin) = new_core(&opts, hard_state, (snapshot, log), (incarnation, keys))?;
@@ -195,6 +204,7 @@ pub fn start(opts: NodeOptions) -> Result<RunningNode, String> {
         state: game,
         auth: auth.clone(),
         digest,
+        rate,
     };
     let runtime = RuntimeParts {
         listener,
@@ -413,6 +423,11 @@ fn new_core(
         rcfg.members = Some(Arc::new(Membership::default()));
     }
     let origin = Instant::now();
+    // Stamps read the wall clock as the origin's plus core time.
+    rcfg.wall_origin_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    rcfg.stamp_window_ms = crate::game::rate::WINDOW_MS;
     let raft = Raft::restart(rcfg, hard_state, snapshot, log, Duration::ZERO)?;
     Ok((raft, origin))
 }

@@ -236,6 +236,8 @@ impl RpcHandler {
         m.insert("snapshot_index".into(), opt(s.snapshot_index));
         m.insert("state_digest".into(), Value::String(s.state_digest));
         m.insert("censored_by".into(), opt(s.censored_by));
+        m.insert("rate_limit".into(), opt(s.rate_limit.map(u64::from)));
+        m.insert("rate_limited".into(), opt(Some(s.rate_limited)));
         m.insert("snapshot_term".into(), opt(s.snapshot_term));
         let members = s.members.iter().map(|mb| {
             let mut e = std::collections::BTreeMap::new();

@@ -16,11 +16,23 @@ pub type NodeId = u64;
 /// (`Int`); the original Python code also accepts strings, kept as `Text`.
 /// `Config` is a new configuration (membership change): only Rust nodes
 /// ever see one, since no change is made while an original node is a member.
+/// `Stamp` is a leader's clock reading opening a rate-limit window (issue
+/// 11): likewise only in clusters of Rust nodes with a rate limit.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Command {
     Int(i32),
     Text(String),
     Config(Arc<Membership>),
+    Stamp(Stamp),
+}
+
+/// The leader's wall clock (Unix ms) when it stamped, and the clicks per
+/// player and window it was configured with: every node applies the limit
+/// the log carries, so all decide alike whatever their own files say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Stamp {
+    pub ms: u64,
+    pub limit: u32,
 }
 
 impl Command {
@@ -35,6 +47,7 @@ impl fmt::Display for Command {
             Command::Int(i) => write!(f, "{i}"),
             Command::Text(s) => write!(f, "{}", python_str_repr(s)),
             Command::Config(m) => write!(f, "{}", python_str_repr(&m.to_string())),
+            Command::Stamp(s) => write!(f, "'stamp {} limit {}'", s.ms, s.limit),
         }
     }
 }

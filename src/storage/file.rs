@@ -489,10 +489,15 @@ mod tests {
         );
         assert_eq!(
             indices(&log),
-            vec![4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+            vec![4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
         );
         assert!(log[10].sig.is_some(), "a signature survives");
         assert!(matches!(log[11].command, crate::raft::Command::Config(_)));
+        let stamp = crate::raft::Stamp {
+            ms: u64::MAX,
+            limit: u32::MAX,
+        };
+        assert_eq!(log[12].command, crate::raft::Command::Stamp(stamp));
         assert_eq!(log[3], text(2, 7, "héllo 'wörld' \"\n"));
         assert_eq!(log[5], int(3, 9, -1));
         assert!(log[7].client.is_some() && log[8].client.is_none() && log[9].client.is_some());

@@ -117,7 +117,19 @@ pub(super) fn sample_batches() -> Vec<PersistBatch> {
             None,
             vec![signed(with_client(int(3, 14, 4))), config(3, 15)],
         ),
+        batch(None, None, vec![stamp(3, 16, u64::MAX, u32::MAX)]),
     ]
+}
+
+/// A rate-limit stamp.
+fn stamp(term: u64, index: u64, ms: u64, limit: u32) -> Entry {
+    Entry {
+        term,
+        index,
+        command: crate::raft::Command::Stamp(crate::raft::Stamp { ms, limit }),
+        client: None,
+        sig: None,
+    }
 }
 
 /// The entry with a (made-up) signature of its taker.

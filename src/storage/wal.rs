@@ -14,6 +14,8 @@ const CMD_INT: u8 = 0;
 const CMD_TEXT: u8 = 1;
 /// A configuration (membership change), as JSON.
 const CMD_CONFIG: u8 = 2;
+/// A rate-limit stamp: Unix ms (u64) and limit (u32).
+const CMD_STAMP: u8 = 3;
 
 fn config_json(m: &crate::raft::Membership) -> Vec<u8> {
     serde_json::to_vec(m).expect("a configuration serializes")
@@ -36,6 +38,7 @@ pub(super) fn entry_len(e: &Entry) -> usize {
             Command::Int(_) => 4,
             Command::Text(s) => 4 + s.len(),
             Command::Config(m) => 4 + config_json(m).len(),
+            Command::Stamp(_) => 12,
         }
         + e.client.map_or(0, |_| CLIENT_LEN)
         + e.sig.as_ref().map_or(0, |_| SIG_LEN)
@@ -98,6 +101,11 @@ pub(super) fn encode_record(
                 buf.push(CMD_CONFIG | client_flag);
                 buf.extend_from_slice(&len.to_le_bytes());
                 buf.extend_from_slice(&json);
+            }
+            Command::Stamp(st) => {
+                buf.push(CMD_STAMP | client_flag);
+                buf.extend_from_slice(&st.ms.to_le_bytes());
+                buf.extend_from_slice(&st.limit.to_le_bytes());
             }
         }
         if let Some(id) = e.client {
@@ -217,6 +225,10 @@ pub(super) fn decode_record(payload: &[u8]) -> Result<PersistBatch, String> {
                     .map_err(|e| format!("configuration at index {index}: {e}"))?;
                 Command::Config(std::sync::Arc::new(m))
             }
+            CMD_STAMP => Command::Stamp(crate::raft::Stamp {
+                ms: c.u64("stamp ms")?,
+                limit: c.u32("stamp limit")?,
+            }),
             other => return Err(format!("unknown command tag {other} at index {index}")),
         };
         let client = if tag & HAS_CLIENT != 0 {

@@ -34,7 +34,12 @@ impl Raft {
             Batch::Replicate(entries) => {
                 self.check_leader_proof(req, from)?;
                 self.check_signatures(&entries)?;
-                Ok(self.receive_append(now, req, &entries, from))
+                self.check_stamps(now, &entries, req.all_log)?;
+                let reply = self.receive_append(now, req, &entries, from);
+                if reply.success {
+                    self.note_stamps(&entries);
+                }
+                Ok(reply)
             }
         }
     }

@@ -58,6 +58,10 @@ impl Raft {
     pub(super) fn append_proposals(&mut self, now: Duration) {
         let proposals = std::mem::take(&mut self.proposals);
         self.note_sent(proposals.iter().map(|p| &p.client), now);
+        if let Some(stamp) = self.stamp_due(now, &proposals) {
+            self.log
+                .append_command(self.term, Command::Stamp(stamp), None, None);
+        }
         let members = self.membership();
         for p in proposals {
             if let Some(c) = p.client.filter(|c| !members.contains(c.node)) {

@@ -36,6 +36,7 @@ mod pending;
 mod proof;
 mod role;
 mod snapshot;
+mod stamp;
 mod transfer;
 
 use self::client::{ClientSession, Proposal};
@@ -88,6 +89,17 @@ pub struct RaftConfig {
     /// Signs the commands this node takes and checks others' (a cluster
     /// with keys); `None`: commands are not signed.
     pub command_auth: Option<Arc<dyn CommandAuth>>,
+    /// Clicks per player and window (issue 11's rate limit): a leader
+    /// stamps the log with its clock, and a follower takes only stamps of
+    /// this limit. `None`: this node stamps nothing and takes the limit the
+    /// log carries (a joining node).
+    pub rate_limit: Option<u32>,
+    /// Unix ms at core time zero: stamps read the clock as
+    /// `wall_origin_ms + now` (the core reads no clock itself).
+    pub wall_origin_ms: u64,
+    /// The game's rate-limit window (`game::rate::WINDOW_MS`): one stamp
+    /// per window while clicks flow, each at least this far after the last.
+    pub stamp_window_ms: u64,
 }
 
 impl RaftConfig {
@@ -110,6 +122,9 @@ impl RaftConfig {
             snapshot_entries: 10_000,
             snapshot_chunk: 64 * 1024,
             command_auth: None,
+            rate_limit: None,
+            wall_origin_ms: 0,
+            stamp_window_ms: 1000,
         }
     }
 
@@ -161,6 +176,10 @@ pub struct Raft {
     proven: Option<(u64, NodeId)>,
     /// Callers of membership changes, until their change commits.
     conf_waiters: Vec<confchange::ConfWaiter>,
+    /// The term and time of this node's last stamp (see `stamp.rs`).
+    stamped_at: Option<(u64, Duration)>,
+    /// The highest stamp this node ever held (its log's, its snapshot's).
+    stamp_floor: u64,
     /// Said once that the log is kept whole for an original node.
     whole_log_noted: bool,
     /// Original nodes said once not to be servable after compaction.
@@ -217,11 +236,13 @@ impl Raft {
         raft.sessions = sessions;
         raft.commit_index = Some(meta.index);
         raft.last_applied = Some(meta.index);
+        raft.stamp_floor = raft.stamp_floor.max(stamp::floor_of_doc(&snap.data));
         raft.snapshot = Some(Arc::new(snap));
         Ok(raft.started(now))
     }
 
     fn with_log(cfg: RaftConfig, hard_state: HardState, log: RaftLog) -> Self {
+        let stamp_floor = stamp::floor_of(log.entries());
         Raft {
             role: Role::follower(),
             term: hard_state.term,
@@ -241,6 +262,8 @@ impl Raft {
             install: None,
             conf_waiters: Vec::new(),
             proven: None,
+            stamped_at: None,
+            stamp_floor,
             whole_log_noted: false,
             warned_original: Default::default(),
             hello_at: BTreeMap::new(),

@@ -133,7 +133,7 @@ impl Raft {
     }
 
     /// The runtime's part of the snapshot asked for at `index`.
-    pub(super) fn take_snapshot(&mut self, index: u64, app: Map<String, Value>) {
+    pub(super) fn take_snapshot(&mut self, index: u64, mut app: Map<String, Value>) {
         if self.snapshot_asked != Some(index) {
             warn!(
                 "node {}: snapshot at {index} was not asked for",
@@ -153,6 +153,8 @@ impl Raft {
         }
         let meta = SnapshotMeta { index, term };
         let config = self.log.config_at(index).cloned().unwrap_or_default();
+        // A leader after a restart stamps past every stamp compacted away.
+        app.insert(super::stamp::FLOOR_KEY.into(), self.stamp_floor.into());
         let data = build_doc(meta, &config, &self.sessions, app);
         self.log.compact_to(meta);
         info!(
@@ -348,6 +350,8 @@ impl Raft {
         }
         self.log.restore(meta, config);
         self.sessions = sessions;
+        let floor = super::stamp::floor_of_doc(&install.data);
+        self.stamp_floor = self.stamp_floor.max(floor);
         self.commit_index = Some(meta.index);
         self.last_applied = Some(meta.index);
         self.snapshot_asked = None;

@@ -10,6 +10,9 @@
 //! node. The original Python game ignores it (it only acts on commands equal
 //! to a player id).
 
+pub mod rate;
+pub use rate::RateLimit;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
