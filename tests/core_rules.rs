@@ -258,7 +258,7 @@ fn follower_commit_never_passes_what_it_shares_with_the_leader() {
         .into_iter()
         .map(|e| match e.command {
             Command::Int(c) => c,
-            Command::Text(_) | Command::Config(_) => -1,
+            Command::Text(_) | Command::Config(_) | Command::Stamp(_) => -1,
         })
         .collect();
     assert_eq!(orders, vec![5, 5, 5, 5, 1], "applied in log order, once");

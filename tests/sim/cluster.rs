@@ -23,6 +23,8 @@ use crate::rng::{Rng, mix};
 
 /// Simulated time is kept in microseconds.
 pub const MS: u64 = 1_000;
+/// Unix ms at simulated time zero (the wall clock stamps read).
+const SIM_EPOCH_MS: u64 = 1_800_000_000_000;
 /// `service_actions` runs on every node this often.
 pub const TICK: u64 = 5 * MS;
 /// Long enough for an election to finish (the MIT tests' RaftElectionTimeout).
@@ -71,6 +73,12 @@ pub struct Options {
     /// Every node has a key (issue 11): commands and votes are signed
     /// (with the simulation's stand-in signatures, see `SimKeys`).
     pub keys: bool,
+    /// The game's rate limit (issue 11): leaders stamp the log with their
+    /// clocks, which differ by up to 5 s between nodes (and jump at each
+    /// restart); followers refuse stamps that go back, so an honest
+    /// leader's refused batch is a violation. `None`: the seed picks, in
+    /// clusters of Rust nodes; `Some(0)`: none.
+    pub rate_limit: Option<u32>,
 }
 
 /// Stand-in signatures: node n's signature of a message is a hash of both.
@@ -134,6 +142,7 @@ impl Options {
             unreliable: false,
             members: None,
             keys: false,
+            rate_limit: None,
         }
     }
 }
@@ -440,6 +449,7 @@ fn chain_hash(prev: u64, e: &Entry) -> u64 {
                 (h ^ b as u64).wrapping_mul(0x100_0000_01B3)
             })
             .rotate_left(17),
+        Command::Stamp(st) => mix(st.ms ^ (u64::from(st.limit) << 48)),
     };
     let h = mix(prev.wrapping_mul(31) ^ e.index);
     let h = mix(h ^ e.term.wrapping_mul(0x9E37_79B9));
@@ -480,6 +490,9 @@ impl Cluster {
             })
             .collect();
         let rust_peer: Vec<Vec<bool>> = (0..n).map(|_| is_rust.clone()).collect();
+        if opts.rate_limit.is_none() && opts.peers == Peers::Rust && rng.chance(0.5) {
+            opts.rate_limit = Some(rng.range(1, 5) as u32);
+        }
         if opts.snapshot_entries.is_none() {
             opts.snapshot_entries = Some(if rng.chance(0.4) {
                 rng.range(10, 61)
@@ -585,6 +598,13 @@ impl Cluster {
         cfg.snapshot_chunk = 64 + self.rng.below(4096) as usize;
         // A fresh clock origin for this incarnation, 0-100 s before boot.
         self.nodes[i].clock_base = self.rng.below(100_000 * MS) as i64 - self.now as i64;
+        if let Some(limit) = self.opts.rate_limit.filter(|l| *l > 0) {
+            // Wall clock: the simulation's epoch, plus up to 5 s either way.
+            let skew = self.rng.below(10_000) as i64 - 5_000;
+            let at_zero = SIM_EPOCH_MS as i64 + skew - self.nodes[i].clock_base / MS as i64;
+            cfg.wall_origin_ms = at_zero as u64;
+            cfg.rate_limit = Some(limit);
+        }
         let disk = &self.nodes[i].disk;
         let now = self.clock(i);
         let snapshot = disk.snapshot.clone();

@@ -63,6 +63,14 @@ fn cluster(seed: u64, n: usize, peers: Peers) -> Cluster {
     Cluster::new(seed, Options::new(n, peers))
 }
 
+/// A cluster whose log holds only what the scenario sends (no stamps), for
+/// scenarios that count indices or RPCs.
+fn exact_cluster(seed: u64, n: usize, peers: Peers) -> Cluster {
+    let mut opts = Options::new(n, peers);
+    opts.rate_limit = Some(0);
+    Cluster::new(seed, opts)
+}
+
 /// A cluster on an unreliable network (loss, duplication, 0-27 ms delays).
 fn unreliable_cluster(seed: u64, n: usize, peers: Peers) -> Cluster {
     let mut opts = Options::new(n, peers);
@@ -147,7 +155,7 @@ fn many_elections(seed: u64, peers: Peers) -> Cluster {
 
 fn basic_agree(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
-    let mut c = cluster(seed, n, peers);
+    let mut c = exact_cluster(seed, n, peers);
     // Index 0 is the first leader's no-op.
     for expected_index in 1..=3u64 {
         let cmd = c.fresh();
@@ -395,7 +403,7 @@ fn backup(seed: u64, peers: Peers) -> Cluster {
 
 fn count(seed: u64, peers: Peers) -> Cluster {
     let n = 3;
-    let mut c = cluster(seed, n, peers);
+    let mut c = exact_cluster(seed, n, peers);
     c.check_one_leader();
     let total1 = c.stats.rpcs;
     assert!(
