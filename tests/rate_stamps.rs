@@ -96,7 +96,16 @@ fn a_leader_whose_clock_is_behind_still_stamps_forward() {
     let mut l2 = Node::new(Raft::new(c, HardState::default(), vec![ahead], ms(0)).unwrap());
     l2.propose([Command::Int(1)]);
     l2.service_actions(ms(5));
-    assert_eq!(stamps(&l2), vec![WALL + 60_000, WALL + 61_000]);
+    // Its first stamp is not below the one it holds, nor a window past it:
+    // quick leader changes do not push stamps ahead of the clocks.
+    assert_eq!(stamps(&l2), vec![WALL + 60_000, WALL + 60_000]);
+    // Later ones advance with its own clock.
+    l2.propose([Command::Int(1)]);
+    l2.service_actions(ms(1_005));
+    assert_eq!(
+        stamps(&l2),
+        vec![WALL + 60_000, WALL + 60_000, WALL + 61_000]
+    );
     // And a plain leader is unaffected.
     l.propose([Command::Int(1)]);
     l.service_actions(ms(5));
@@ -178,4 +187,89 @@ fn a_stamp_the_batch_replaces_does_not_count() {
     let r = f.append_entries_rpc(&next, Some(0), ms(2)).unwrap();
     assert!(r.success);
     assert_eq!(stamps(&f), vec![WALL, WALL + 1_000, WALL + 2_000]);
+}
+
+#[test]
+fn a_leader_without_a_limit_of_its_own_stamps_with_the_logs() {
+    // A node that joined has no limit in its configuration.
+    let mut c = RaftConfig::new(0, vec![1, 2]);
+    c.static_leader = Some(0);
+    c.wall_origin_ms = WALL;
+    let held = Entry {
+        term: 1,
+        index: 0,
+        command: Command::Stamp(Stamp { ms: WALL, limit: 5 }),
+        client: None,
+        sig: None,
+    };
+    let mut l = Node::new(Raft::new(c, HardState::default(), vec![held], ms(0)).unwrap());
+    l.propose([Command::Int(1)]);
+    l.service_actions(ms(1_000));
+    let last = l.entries().iter().rev().find_map(|e| match e.command {
+        Command::Stamp(s) => Some(s),
+        _ => None,
+    });
+    assert_eq!(
+        last,
+        Some(Stamp {
+            ms: WALL + 1_000,
+            limit: 5
+        })
+    );
+}
+
+#[test]
+fn nobody_but_the_leader_writes_a_stamp() {
+    let mut f = node(1, WALL);
+    // Forwarded (nil index): a member's way round the leader's checks.
+    let mut forwarded = stamp_entry(0, WALL + 9_000_000, 3);
+    forwarded.index = None;
+    let req = AppendEntries {
+        all_log: false,
+        ..batch(vec![forwarded])
+    };
+    let err = f
+        .append_entries_rpc(&req, Some(2), ms(1))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.0.contains("must be a click"), "{err}");
+    // A stamp naming a client is no leader's own.
+    let mut named = stamp_entry(0, WALL, 3);
+    named.client = Some(ClientId {
+        node: 2,
+        incarnation: 1,
+        seq: 1,
+    });
+    let err = f
+        .append_entries_rpc(&batch(vec![named]), Some(0), ms(1))
+        .unwrap_err();
+    assert!(err.0.contains("names a client"), "{err}");
+    assert!(f.entries().is_empty(), "nothing taken");
+}
+
+#[test]
+fn an_older_terms_stamp_may_carry_another_limit() {
+    // Stamped under limit 7 before the cluster restarted with limit 3: a
+    // lagging follower still takes the log it is sent.
+    let mut c = RaftConfig::new(1, vec![0, 2]);
+    c.rate_limit = Some(3);
+    c.wall_origin_ms = WALL;
+    let mut f = Node::new(Raft::new(c, HardState::default(), vec![], Duration::ZERO).unwrap());
+    let mut fresh = stamp_entry(1, WALL + 1_000, 3);
+    fresh.term = 2;
+    let req = AppendEntries {
+        term: 2,
+        ..batch(vec![stamp_entry(0, WALL, 7), fresh.clone()])
+    };
+    assert!(f.append_entries_rpc(&req, Some(0), ms(1)).unwrap().success);
+    // But this term's stamps must carry this node's limit.
+    let mut wrong = stamp_entry(2, WALL + 2_000, 7);
+    wrong.term = 2;
+    let req = AppendEntries {
+        term: 2,
+        all_log: false,
+        ..batch(vec![fresh, wrong])
+    };
+    let err = f.append_entries_rpc(&req, Some(0), ms(2)).unwrap_err();
+    assert!(err.0.contains("limit 7"), "{err}");
 }

@@ -28,6 +28,9 @@ use crate::raft::{
 use crate::storage::Storage;
 use crate::wire::{FAULT_BAD_ARGS, FAULT_UNAVAILABLE};
 
+/// The rate limit's bucket for clicks that name no player.
+const ANONYMOUS: u64 = u64::MAX;
+
 /// Where the answer to an RPC goes, once the state it reports is durable.
 pub type AnswerTx = oneshot::Sender<Result<Reply, Fault>>;
 
@@ -529,14 +532,16 @@ impl Actor {
     }
 
     /// Within the rate limit (or not a player's click)? Counts it. Decided
-    /// at apply from the log's stamps and clicks: every node alike.
+    /// at apply from the log's stamps and clicks: every node alike. Clicks
+    /// that name no player (sent without a session, as only a stranger's
+    /// or an original node's are) share one allowance.
     fn rate_allows(&mut self, entry: &Entry) -> bool {
-        match entry.client {
-            Some(id) if entry.command != Command::Int(crate::game::NEW_ROUND) => {
-                self.rate.allow(id.node)
-            }
-            _ => true,
+        let round = Command::Int(crate::game::NEW_ROUND);
+        if entry.command == Command::NOOP || entry.command == round {
+            return true;
         }
+        self.rate
+            .allow(entry.client.map_or(ANONYMOUS, |id| id.node))
     }
 
     /// Committed commands become orders on `raft_orders`, each client
@@ -565,7 +570,9 @@ impl Actor {
                         self.name
                     );
                 }
-                Command::Stamp(st) => {
+                // A stamp naming a client is no leader's: the core
+                // refuses one, and the game ignores it too.
+                Command::Stamp(st) if entry.client.is_none() => {
                     self.rate.stamp(st.ms, st.limit);
                 }
                 Command::Int(c) => {
@@ -587,7 +594,7 @@ impl Actor {
                         self.removed = true;
                     }
                 }
-                Command::Text(_) => {}
+                Command::Stamp(_) | Command::Text(_) => {}
             }
             // click_wait answers once its order is on raft_orders (and
             // the status shows it: see `process_ready`).

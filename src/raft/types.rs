@@ -38,6 +38,12 @@ pub struct Stamp {
 impl Command {
     /// The command a new leader appends to commit earlier entries (ignored by the game).
     pub const NOOP: Command = Command::Int(0);
+
+    /// May a client (a player's node) propose this? Configurations and
+    /// stamps are the leader's own entries.
+    pub fn is_client_command(&self) -> bool {
+        matches!(self, Command::Int(_) | Command::Text(_))
+    }
 }
 
 /// Python `repr` of the command, as the original writes it in its log files.

@@ -34,7 +34,7 @@ impl Raft {
             Batch::Replicate(entries) => {
                 self.check_leader_proof(req, from)?;
                 self.check_signatures(&entries)?;
-                self.check_stamps(now, &entries, req.all_log)?;
+                self.check_stamps(now, req, &entries)?;
                 let reply = self.receive_append(now, req, &entries, from);
                 if reply.success {
                     self.note_stamps(&entries);
@@ -206,6 +206,14 @@ fn validate_append(req: &AppendEntries) -> Result<Batch, InvalidRequest> {
                 "forwarded commands (nil index) cannot be all_log".into(),
             ));
         }
+        // A configuration or a stamp is the leader's own entry: one
+        // forwarded by a member would skip the leader's checks.
+        if let Some(e) = entries.iter().find(|e| !e.command.is_client_command()) {
+            return Err(InvalidRequest(format!(
+                "a forwarded command must be a click, not {}",
+                e.command
+            )));
+        }
         let commands = entries.iter().map(|e| Proposal {
             command: e.command.clone(),
             client: e.client,
@@ -231,6 +239,12 @@ fn validate_entries(term: u64, entries: &[WireEntry]) -> Result<Vec<Entry>, Inva
             return Err(InvalidRequest(format!(
                 "entry {index} has term {} above the request's term {term}",
                 e.term
+            )));
+        }
+        if e.client.is_some() && !e.command.is_client_command() {
+            return Err(InvalidRequest(format!(
+                "entry {index}: {} is the leader's own entry, yet names a client",
+                e.command
             )));
         }
         let entry = Entry {

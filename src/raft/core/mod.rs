@@ -176,10 +176,8 @@ pub struct Raft {
     proven: Option<(u64, NodeId)>,
     /// Callers of membership changes, until their change commits.
     conf_waiters: Vec<confchange::ConfWaiter>,
-    /// The term and time of this node's last stamp (see `stamp.rs`).
-    stamped_at: Option<(u64, Duration)>,
-    /// The highest stamp this node ever held (its log's, its snapshot's).
-    stamp_floor: u64,
+    /// Rate-limit stamps held and made (see `stamp.rs`).
+    stamps: stamp::Stamps,
     /// Said once that the log is kept whole for an original node.
     whole_log_noted: bool,
     /// Original nodes said once not to be servable after compaction.
@@ -236,13 +234,14 @@ impl Raft {
         raft.sessions = sessions;
         raft.commit_index = Some(meta.index);
         raft.last_applied = Some(meta.index);
-        raft.stamp_floor = raft.stamp_floor.max(stamp::floor_of_doc(&snap.data));
+        raft.stamps.note_doc(&snap.data);
         raft.snapshot = Some(Arc::new(snap));
         Ok(raft.started(now))
     }
 
     fn with_log(cfg: RaftConfig, hard_state: HardState, log: RaftLog) -> Self {
-        let stamp_floor = stamp::floor_of(log.entries());
+        let mut stamps = stamp::Stamps::default();
+        stamps.note(log.entries());
         Raft {
             role: Role::follower(),
             term: hard_state.term,
@@ -262,8 +261,7 @@ impl Raft {
             install: None,
             conf_waiters: Vec::new(),
             proven: None,
-            stamped_at: None,
-            stamp_floor,
+            stamps,
             whole_log_noted: false,
             warned_original: Default::default(),
             hello_at: BTreeMap::new(),

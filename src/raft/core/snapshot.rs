@@ -154,7 +154,9 @@ impl Raft {
         let meta = SnapshotMeta { index, term };
         let config = self.log.config_at(index).cloned().unwrap_or_default();
         // A leader after a restart stamps past every stamp compacted away.
-        app.insert(super::stamp::FLOOR_KEY.into(), self.stamp_floor.into());
+        for (k, v) in self.stamps.doc_keys() {
+            app.insert(k.into(), v);
+        }
         let data = build_doc(meta, &config, &self.sessions, app);
         self.log.compact_to(meta);
         info!(
@@ -350,8 +352,7 @@ impl Raft {
         }
         self.log.restore(meta, config);
         self.sessions = sessions;
-        let floor = super::stamp::floor_of_doc(&install.data);
-        self.stamp_floor = self.stamp_floor.max(floor);
+        self.stamps.note_doc(&install.data);
         self.commit_index = Some(meta.index);
         self.last_applied = Some(meta.index);
         self.snapshot_asked = None;

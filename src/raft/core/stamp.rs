@@ -20,23 +20,54 @@ pub const MAX_AHEAD_MS: u64 = 30_000;
 /// its window anyway).
 const SCAN_LIMIT: usize = 100_000;
 
-/// The snapshot document's key for `stamp_floor`.
+/// The snapshot document's keys for [`Stamps`]' floor and limit.
 pub const FLOOR_KEY: &str = "stampFloor";
+pub const LIMIT_KEY: &str = "stampLimit";
 
-/// `stamp_floor` from a snapshot document (0 in one without).
-pub fn floor_of_doc(data: &[u8]) -> u64 {
-    let doc: Option<serde_json::Value> = serde_json::from_slice(data).ok();
-    doc.and_then(|d| d.get(FLOOR_KEY).and_then(serde_json::Value::as_u64))
-        .unwrap_or(0)
+/// What a node knows of stamps, whatever its role.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Stamps {
+    /// The highest stamp this node ever held (its log's, its snapshot's).
+    floor: u64,
+    /// The limit of that stamp: a node started without one (a joining
+    /// node) stamps with it when it leads.
+    limit: Option<u32>,
+    /// This node's last stamp as leader: its term, core time and value.
+    last: Option<(u64, Duration, u64)>,
 }
 
-/// The highest stamp among `entries` (0: none).
-pub fn floor_of(entries: &[Entry]) -> u64 {
-    let ms = entries.iter().filter_map(|e| match e.command {
-        Command::Stamp(s) => Some(s.ms),
-        _ => None,
-    });
-    ms.max().unwrap_or(0)
+impl Stamps {
+    /// Raise the floor to the stamps of `entries`.
+    pub fn note(&mut self, entries: &[Entry]) {
+        for e in entries {
+            if let (Command::Stamp(s), None) = (&e.command, e.client) {
+                self.raise(s.ms, Some(s.limit));
+            }
+        }
+    }
+
+    fn raise(&mut self, ms: u64, limit: Option<u32>) {
+        if ms >= self.floor {
+            self.floor = ms;
+            self.limit = limit.or(self.limit);
+        }
+    }
+
+    /// Raise the floor to a snapshot document's.
+    pub fn note_doc(&mut self, data: &[u8]) {
+        let doc: Option<serde_json::Value> = serde_json::from_slice(data).ok();
+        let get = |k| doc.as_ref().and_then(|d| d.get(k)?.as_u64());
+        let limit = get(LIMIT_KEY).and_then(|l| u32::try_from(l).ok());
+        self.raise(get(FLOOR_KEY).unwrap_or(0), limit);
+    }
+
+    /// The snapshot document's part (see `note_doc`).
+    pub fn doc_keys(&self) -> [(&'static str, serde_json::Value); 2] {
+        [
+            (FLOOR_KEY, self.floor.into()),
+            (LIMIT_KEY, self.limit.into()),
+        ]
+    }
 }
 
 impl Raft {
@@ -47,38 +78,37 @@ impl Raft {
 
     /// The stamp the leader appends before `proposals`, if a window is due:
     /// clicks are among them and this term has no stamp of the last window.
-    /// Each stamp is a window past every stamp this node ever held
-    /// (`stamp_floor`), so it never goes back from one a follower holds, and
-    /// a new leader whose clock is behind still opens windows at its pace.
+    /// The limit is this node's, or (a node that joined with none) the
+    /// one the log carries. A term's first stamp is never below a stamp
+    /// this node held, so none goes back from one a follower holds; later
+    /// ones advance with this node's clock, so a leader whose clock is
+    /// behind still opens windows at its pace, and quick leader changes do
+    /// not push stamps ahead of the clocks.
     pub(super) fn stamp_due(&mut self, now: Duration, proposals: &[Proposal]) -> Option<Stamp> {
-        let limit = self.cfg.rate_limit?;
+        let limit = self.cfg.rate_limit.or(self.stamps.limit)?;
         if !proposals.iter().any(|p| p.client.is_some()) {
             return None;
         }
         let window = Duration::from_millis(self.cfg.stamp_window_ms);
-        let due = self
-            .stamped_at
-            .is_none_or(|(term, at)| term != self.term || now >= at + window);
-        if !due {
-            return None;
-        }
-        self.stamped_at = Some((self.term, now));
-        let next = match self.stamp_floor {
-            0 => 0,
-            f => f.saturating_add(self.cfg.stamp_window_ms),
+        let base = match self.stamps.last {
+            Some((term, at, ms)) if term == self.term => {
+                if now < at + window {
+                    return None;
+                }
+                let since = u64::try_from((now - at).as_millis()).unwrap_or(u64::MAX);
+                ms.saturating_add(since)
+            }
+            _ => self.stamps.floor,
         };
-        let ms = self.wall_ms(now).max(next);
-        self.stamp_floor = ms;
+        let ms = self.wall_ms(now).max(base);
+        self.stamps.raise(ms, Some(limit));
+        self.stamps.last = Some((self.term, now, ms));
         Some(Stamp { ms, limit })
     }
 
-    /// Raise `stamp_floor` to the stamps of a batch this node took.
+    /// Raise the stamp floor to the stamps of a batch this node took.
     pub(super) fn note_stamps(&mut self, entries: &[Entry]) {
-        for e in entries {
-            if let Command::Stamp(s) = e.command {
-                self.stamp_floor = self.stamp_floor.max(s.ms);
-            }
-        }
+        self.stamps.note(entries);
     }
 
     /// With a rate limit: refuse a batch whose new stamps go backwards, carry
@@ -87,9 +117,10 @@ impl Raft {
     pub(super) fn check_stamps(
         &self,
         now: Duration,
+        req: &AppendEntries,
         entries: &[Entry],
-        all_log: bool,
     ) -> Result<(), InvalidRequest> {
+        let (term, all_log) = (req.term, req.all_log);
         let Some(anchor) = entries.first() else {
             return Ok(());
         };
@@ -108,13 +139,18 @@ impl Raft {
                 continue;
             }
             let refuse = |why: String| Err(InvalidRequest(format!("stamp at {}: {why}", e.index)));
+            // Older terms' stamps were taken by a majority already (maybe
+            // under another limit, before the cluster restarted with a new
+            // one): only this leader's own are checked against this node.
+            let fresh = e.term == term;
             if let Some(own) = self.cfg.rate_limit
                 && own != s.limit
+                && fresh
             {
                 return refuse(format!("limit {} but this node's is {own}", s.limit));
             }
             let ahead = s.ms.saturating_sub(self.wall_ms(now));
-            if self.signed_votes() && ahead > MAX_AHEAD_MS {
+            if self.signed_votes() && ahead > MAX_AHEAD_MS && fresh {
                 return refuse(format!("{} s ahead of this node's clock", ahead / 1000));
             }
             if let Some(prev) = self.last_stamp_before(kept_below, &entries[..i])
@@ -131,8 +167,8 @@ impl Raft {
     /// snapshot holds is not searched: the game ignores a stamp older than
     /// its window anyway).
     fn last_stamp_before(&self, kept_below: Option<u64>, batch: &[Entry]) -> Option<Stamp> {
-        let stamp = |e: &Entry| match e.command {
-            Command::Stamp(s) => Some(s),
+        let stamp = |e: &Entry| match (&e.command, e.client) {
+            (Command::Stamp(s), None) => Some(*s),
             _ => None,
         };
         if let Some(s) = batch.iter().rev().find_map(stamp) {
