@@ -273,3 +273,24 @@ fn an_older_terms_stamp_may_carry_another_limit() {
     let err = f.append_entries_rpc(&req, Some(0), ms(2)).unwrap_err();
     assert!(err.0.contains("limit 7"), "{err}");
 }
+
+#[test]
+fn a_deposed_leader_hears_of_the_newer_term_whatever_its_stamps() {
+    let mut c = RaftConfig::new(1, vec![0, 2]);
+    c.rate_limit = Some(3);
+    c.wall_origin_ms = WALL;
+    let hs = HardState {
+        term: 3,
+        ..HardState::default()
+    };
+    let mut f = Node::new(Raft::new(c, hs, vec![], Duration::ZERO).unwrap());
+    let mut wrong = stamp_entry(0, WALL, 7);
+    wrong.term = 2;
+    let req = AppendEntries {
+        term: 2,
+        ..batch(vec![wrong])
+    };
+    let reply = f.append_entries_rpc(&req, Some(0), ms(1)).unwrap();
+    assert!(!reply.success);
+    assert_eq!(reply.term, 3);
+}

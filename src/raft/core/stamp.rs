@@ -121,6 +121,10 @@ impl Raft {
         entries: &[Entry],
     ) -> Result<(), InvalidRequest> {
         let (term, all_log) = (req.term, req.all_log);
+        if term < self.term {
+            // The plain reject tells a deposed leader of the newer term.
+            return Ok(());
+        }
         let Some(anchor) = entries.first() else {
             return Ok(());
         };
