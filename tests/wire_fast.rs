@@ -150,7 +150,12 @@ fn what_nodes_send_takes_the_fast_path_unless_it_holds_text_or_stamps() {
                 };
                 let term = [0, 1, max, rng.below(max + 1)][rng.below(4) as usize];
                 let index = [None, Some(0), Some(max), Some(rng.below(max + 1))];
-                entry(term, index[rng.below(4) as usize], command, rng.below(3) == 0)
+                entry(
+                    term,
+                    index[rng.below(4) as usize],
+                    command,
+                    rng.below(3) == 0,
+                )
             })
             .collect();
         let heartbeat = n % 7 == 0;
@@ -169,7 +174,10 @@ fn what_nodes_send_takes_the_fast_path_unless_it_holds_text_or_stamps() {
             assert_eq!(fast::append_call(&body), Some(a));
         }
         // Replies as the server writes them, and dxr writes them.
-        let reply = Value::Array(vec![Value::Boolean(rng.below(2) == 0), Value::Integer(rng.int())]);
+        let reply = Value::Array(vec![
+            Value::Boolean(rng.below(2) == 0),
+            Value::Integer(rng.int()),
+        ]);
         let dxr_body = dxr_response_body(&reply);
         assert_eq!(fast::response_body(&reply).as_deref(), Some(&*dxr_body));
         assert!(check(&dxr_body).response);
@@ -190,7 +198,11 @@ fn response_bodies_are_what_dxr_writes() {
         } else {
             Value::Array((0..rng.below(4)).map(|_| rng.scalar_value()).collect())
         };
-        assert_eq!(fast::response_body(&v), Some(dxr_response_body(&v)), "{v:?}");
+        assert_eq!(
+            fast::response_body(&v),
+            Some(dxr_response_body(&v)),
+            "{v:?}"
+        );
     }
     // Anything else is dxr's.
     assert_eq!(fast::response_body(&Value::String("x".into())), None);
@@ -256,8 +268,24 @@ impl Rng {
     fn int_text(&mut self) -> String {
         if self.below(40) == 0 {
             self.pick(&[
-                "", "-", "+5", " 5", "5 ", "007", "-0", "00", "2147483648", "-2147483649",
-                "99999999999", "1&#48;", "&#49;", "1.0", "0x10", "--1", "1-", "١",
+                "",
+                "-",
+                "+5",
+                " 5",
+                "5 ",
+                "007",
+                "-0",
+                "00",
+                "2147483648",
+                "-2147483649",
+                "99999999999",
+                "1&#48;",
+                "&#49;",
+                "1.0",
+                "0x10",
+                "--1",
+                "1-",
+                "١",
             ])
             .to_owned()
         } else {
@@ -365,7 +393,11 @@ impl Rng {
             ("term".into(), self.uint_value()),
             (
                 "index".into(),
-                if self.below(3) == 0 { self.nil_value() } else { self.uint_value() },
+                if self.below(3) == 0 {
+                    self.nil_value()
+                } else {
+                    self.uint_value()
+                },
             ),
             ("command".into(), self.command_value()),
         ];
@@ -449,7 +481,11 @@ impl Rng {
         let mut params = vec![
             entries,
             self.uint_value(),
-            if self.below(2) == 0 { self.nil_value() } else { self.uint_value() },
+            if self.below(2) == 0 {
+                self.nil_value()
+            } else {
+                self.uint_value()
+            },
             self.bool_value(),
         ];
         match self.below(60) {
@@ -460,14 +496,26 @@ impl Rng {
             2 => params.swap(1, 3),
             _ => {}
         }
-        let name = if self.below(40) == 0 { "append_entries" } else { "append_entries_rpc" };
+        let name = if self.below(40) == 0 {
+            "append_entries"
+        } else {
+            "append_entries_rpc"
+        };
         self.call(name, params)
     }
 
     fn scalar_call(&mut self) -> String {
         let name = self.pick(&[
-            "bench_click", "click", "request_vote_rpc", "pre_vote_rpc", "is_log_empty",
-            "status", "timeout_now_rpc", "system.listMethods", "a-b", "",
+            "bench_click",
+            "click",
+            "request_vote_rpc",
+            "pre_vote_rpc",
+            "is_log_empty",
+            "status",
+            "timeout_now_rpc",
+            "system.listMethods",
+            "a-b",
+            "",
         ]);
         let n = self.below(5);
         let params = (0..n).map(|_| self.scalar()).collect();
@@ -503,7 +551,10 @@ impl Rng {
         } else {
             self.param(value)
         };
-        format!("{d}<methodResponse>{}<params>{params}</params>{}</methodResponse>\n", s[3], s[4])
+        format!(
+            "{d}<methodResponse>{}<params>{params}</params>{}</methodResponse>\n",
+            s[3], s[4]
+        )
     }
 
     /// A damaged copy: cut short, a byte changed, a range dropped or doubled.
@@ -551,7 +602,11 @@ fn generated_inputs_decode_as_dxr_decodes_them_or_are_declined() {
             _ => rng.response(),
         };
         for variant in 0..3 {
-            let b = if variant == 0 { body.clone() } else { rng.mutate(&body) };
+            let b = if variant == 0 {
+                body.clone()
+            } else {
+                rng.mutate(&body)
+            };
             let t = check(&b);
             inputs += 1;
             appends += t.append as u32;
@@ -568,4 +623,3 @@ fn generated_inputs_decode_as_dxr_decodes_them_or_are_declined() {
     assert!(scalars > 300, "{scalars}");
     assert!(responses > 300, "{responses}");
 }
-

@@ -97,10 +97,8 @@ impl<'a> Scan<'a> {
 
     /// `<?xml version='1.0'?>` (or with double quotes), if there.
     fn decl(&mut self) -> Option<()> {
-        if self.at(b"<?") {
-            if self.lit(b"<?xml version='1.0'?>").is_none() {
-                self.lit(b"<?xml version=\"1.0\"?>")?;
-            }
+        if self.at(b"<?") && self.lit(b"<?xml version='1.0'?>").is_none() {
+            self.lit(b"<?xml version=\"1.0\"?>")?;
         }
         Some(())
     }
@@ -191,9 +189,7 @@ impl<'a> Scan<'a> {
                     let b64 = self.text(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))?;
                     self.lit(b"</base64></value>")?;
                     use base64::Engine;
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(b64)
-                        .ok()?;
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
                     let bytes = <[u8; 64]>::try_from(bytes.as_slice()).ok()?;
                     sig.replace(Arc::new(bytes)).is_none()
                 }
