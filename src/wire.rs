@@ -269,12 +269,14 @@ pub fn clients_header(entries: &[WireEntry]) -> Option<String> {
     let mut out = String::new();
     let mut run: Option<(usize, ClientId, u64)> = None;
     let flush = |out: &mut String, r: (usize, ClientId, u64)| {
+        use std::fmt::Write as _;
         if !out.is_empty() {
             out.push(',');
         }
-        out.push_str(&format!("{}:{}", r.0, r.1));
+        // Written in place: no String per run.
+        let _ = write!(out, "{}:{}", r.0, r.1);
         if r.2 > 0 {
-            out.push_str(&format!("+{}", r.2));
+            let _ = write!(out, "+{}", r.2);
         }
     };
     for (pos, e) in entries.iter().enumerate() {
