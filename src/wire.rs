@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 use dxr::{Fault, MethodCall, MethodResponse, Value};
 
+pub mod fast;
+
 use std::sync::Arc;
 
 use crate::raft::{
@@ -267,12 +269,14 @@ pub fn clients_header(entries: &[WireEntry]) -> Option<String> {
     let mut out = String::new();
     let mut run: Option<(usize, ClientId, u64)> = None;
     let flush = |out: &mut String, r: (usize, ClientId, u64)| {
+        use std::fmt::Write as _;
         if !out.is_empty() {
             out.push(',');
         }
-        out.push_str(&format!("{}:{}", r.0, r.1));
+        // Written in place: no String per run.
+        let _ = write!(out, "{}:{}", r.0, r.1);
         if r.2 > 0 {
-            out.push_str(&format!("+{}", r.2));
+            let _ = write!(out, "+{}", r.2);
         }
     };
     for (pos, e) in entries.iter().enumerate() {
@@ -793,8 +797,18 @@ fn push_escaped(o: &mut String, t: &str) {
     o.push_str(&t[from..]);
 }
 
-/// Parse a response body: the value, or the peer's Fault.
+/// Parse a response body: the value, or the peer's Fault. Scalar and
+/// array replies (every Raft reply but a signed vote) take [`fast::response`],
+/// which gives what dxr gives; the rest takes dxr.
 pub fn parse_response(body: &str) -> Result<Result<Value, Fault>, String> {
+    match fast::response(body) {
+        Some(v) => Ok(Ok(v)),
+        None => parse_response_dxr(body),
+    }
+}
+
+/// [`parse_response`] by dxr alone (the codec of record).
+pub fn parse_response_dxr(body: &str) -> Result<Result<Value, Fault>, String> {
     match dxr_client::utils::response_to_result(body) {
         Ok(Ok(MethodResponse { value })) => Ok(Ok(value)),
         Ok(Err(f)) => Ok(Err(f.fault)),

@@ -286,3 +286,72 @@ fn status_lists_the_members() {
     assert_eq!(m.get("voter"), Some(&Value::Boolean(true)));
     node.shutdown();
 }
+
+/// The server's fast path (`wire::fast`) and its dxr path answer a call
+/// alike, byte for byte: each call is sent as nodes and Python spell it
+/// (taken by the fast path) and with `<i4>` ints and an encoding in the
+/// declaration (declined, so read by dxr). The calls change nothing (stale terms, a refused click), so both
+/// meet the same state.
+#[test]
+fn fast_and_dxr_paths_answer_alike() {
+    use raftian::wire::fast;
+    let dir = temp_dir("fast-dxr");
+    let (node, addr) = single(&dir);
+    let entry = "<value><struct><member><name>command</name><value><int>3</int></value></member><member><name>index</name><value><int>1</int></value></member><member><name>term</name><value><int>0</int></value></member></struct></value>";
+    let call = |name: &str, params: &[&str]| {
+        let ps: String = params
+            .iter()
+            .map(|p| format!("<param>{p}</param>"))
+            .collect();
+        format!(
+            "<?xml version='1.0'?>\n<methodCall><methodName>{name}</methodName><params>{ps}</params></methodCall>\n"
+        )
+    };
+    let int = |n: i32| format!("<value><int>{n}</int></value>");
+    let nil = "<value><nil/></value>".to_owned();
+    let f = "<value><boolean>0</boolean></value>".to_owned();
+    let bodies = [
+        call("is_log_empty", &[]),
+        call("request_vote_rpc", &[&int(0), &int(3), &nil, &nil]),
+        call("pre_vote_rpc", &[&int(0), &int(3), &int(0), &int(0)]),
+        call("append_entries_rpc", &[&nil, &int(0), &nil, &f]),
+        call(
+            "append_entries_rpc",
+            &[
+                &format!("<value><array><data>{entry}</data></array></value>"),
+                &int(0),
+                &int(0),
+                &f,
+            ],
+        ),
+        // Faults: a refused click, an append the typed check refuses.
+        call("click", &[&int(99)]),
+        call("append_entries_rpc", &[&nil, &int(0), &nil]),
+    ];
+    let answer_body = |text: &str| -> String {
+        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains("content-type: text/xml"),
+            "{head}"
+        );
+        body.to_owned()
+    };
+    for body in &bodies {
+        // Spelled otherwise (same values to dxr): the fast path declines.
+        let slow = body
+            .replace("<int>", "<i4>")
+            .replace("</int>", "</i4>")
+            .replace(
+                "<?xml version='1.0'?>",
+                "<?xml version='1.0' encoding='utf-8'?>",
+            );
+        assert!(fast::append_call(body).is_some() || fast::scalar_call(body).is_some());
+        assert!(fast::append_call(&slow).is_none() && fast::scalar_call(&slow).is_none());
+        let a = answer_body(&raw(&addr, "/RPC2", body.as_bytes()));
+        let b = answer_body(&raw(&addr, "/RPC2", slow.as_bytes()));
+        assert_eq!(a, b, "{body}");
+        assert!(!a.contains("i4"), "{a}");
+    }
+    node.shutdown();
+}

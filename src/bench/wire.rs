@@ -1,4 +1,5 @@
-//! `raftian bench wire`: in-process CPU cost of the XML-RPC encoding.
+//! `raftian bench wire`: in-process CPU cost of the XML-RPC encoding, and of
+//! decoding by dxr (the codec of record) against `wire::fast` (what nodes use).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -38,18 +39,27 @@ pub(super) fn wire_bench(a: &WireArgs) -> Result<String, String> {
     );
     let _ = writeln!(
         o,
-        "| message | entries | dxr encode us | decode us | dxr encode+decode us per entry | wire::rpc_body encode us (same bytes; what nodes send) | body bytes |"
+        "| message | entries | dxr encode us | dxr decode us | dxr encode+decode us per entry | wire::rpc_body encode us (same bytes; what nodes send) | wire::fast decode us (same values; what nodes read) | dxr/fast decode | body bytes |"
     );
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
     let click = wire::call_body("bench_click", vec![Value::Integer(1_000_123)])?;
     let enc = time_per_call(a.secs, || {
         wire::call_body("bench_click", vec![Value::Integer(1_000_123)]).map(|_| ())
     })?;
     let dec = time_per_call(a.secs, || parse_call(&click).map(|_| ()))?;
+    if wire::fast::scalar_call(&click).map(|(_, p)| p) != Some(parse_call(&click)?) {
+        return Err("wire::fast does not read bench_click as dxr does".into());
+    }
+    let fdec = time_per_call(a.secs, || {
+        wire::fast::scalar_call(&click)
+            .map(|_| ())
+            .ok_or_else(|| "declined".to_owned())
+    })?;
     let _ = writeln!(
         o,
-        "| bench_click(tag) | 1 | {enc:.1} | {dec:.1} | {:.1} | - | {} |",
+        "| bench_click(tag) | 1 | {enc:.1} | {dec:.1} | {:.1} | - | {fdec:.2} | {:.0}x | {} |",
         enc + dec,
+        dec / fdec,
         click.len()
     );
     for &n in &a.sizes {
@@ -80,24 +90,40 @@ pub(super) fn wire_bench(a: &WireArgs) -> Result<String, String> {
                 .and_then(|p| wire::call_body(rpc.method(), p))
                 .map(|_| ())
         })?;
-        let dec = time_per_call(a.secs, || {
-            let params = parse_call(&body)?;
-            wire::append_from_params(&params)
+        let dxr_decode = |body: &str| -> Result<AppendEntries, String> {
+            wire::append_from_params(&parse_call(body)?).map_err(|f| f.string().to_owned())
+        };
+        let dec = time_per_call(a.secs, || dxr_decode(&body).map(|_| ()))?;
+        if wire::fast::append_call(&body) != Some(dxr_decode(&body)?) {
+            return Err("wire::fast does not read the append as dxr does".into());
+        }
+        let fdec = time_per_call(a.secs, || {
+            wire::fast::append_call(&body)
                 .map(|_| ())
-                .map_err(|f| f.string().to_owned())
+                .ok_or_else(|| "declined".to_owned())
         })?;
         let _ = writeln!(
             o,
-            "| append_entries_rpc | {n} | {enc:.1} | {dec:.1} | {:.2} | {fast:.2} | {} |",
+            "| append_entries_rpc | {n} | {enc:.1} | {dec:.1} | {:.2} | {fast:.2} | {fdec:.2} | {:.0}x | {} |",
             (enc + dec) / n as f64,
+            dec / fdec,
             body.len()
         );
     }
     let reply = "<?xml version='1.0'?>\n<methodResponse><params><param><value><array><data><value><boolean>1</boolean></value><value><int>3</int></value></data></array></value></param></params></methodResponse>\n";
-    let dec = time_per_call(a.secs, || wire::parse_response(reply).map(|_| ()))?;
+    let dec = time_per_call(a.secs, || wire::parse_response_dxr(reply).map(|_| ()))?;
+    if wire::parse_response_dxr(reply)? != Ok(wire::fast::response(reply).ok_or("declined")?) {
+        return Err("wire::fast does not read the reply as dxr does".into());
+    }
+    let fdec = time_per_call(a.secs, || {
+        wire::fast::response(reply)
+            .map(|_| ())
+            .ok_or_else(|| "declined".to_owned())
+    })?;
     let _ = writeln!(
         o,
-        "| [success, term] reply | - | - | {dec:.1} | - | - | {} |",
+        "| [success, term] reply | - | - | {dec:.1} | - | - | {fdec:.2} | {:.0}x | {} |",
+        dec / fdec,
         reply.len()
     );
     Ok(o)

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
 use tokio::sync::mpsc;
 
 use std::sync::Arc;
@@ -20,7 +20,9 @@ pub struct Peers {
     client: reqwest::Client,
     /// Parsed once: parsing a URL on every request showed up in profiles.
     urls: HashMap<NodeId, reqwest::Url>,
-    my_id: NodeId,
+    /// This node's id as a header value, built once: requests share it
+    /// (a reference count, no formatting or copy per request).
+    node_header: HeaderValue,
     events: mpsc::UnboundedSender<Event>,
     auth: Arc<Auth>,
 }
@@ -44,7 +46,7 @@ impl Peers {
         let mut peers = Peers {
             client,
             urls: HashMap::new(),
-            my_id,
+            node_header: HeaderValue::from(my_id),
             events,
             auth,
         };
@@ -84,7 +86,7 @@ impl Peers {
             return;
         };
         let client = self.client.clone();
-        let my_id = self.my_id;
+        let node_header = self.node_header.clone();
         let auth = self.auth.clone();
         tokio::spawn(async move {
             // Encoded here, not on the event loop: big batches to several
@@ -93,7 +95,7 @@ impl Peers {
             let (result, kind) = match body {
                 Ok(body) => {
                     let sig = auth.sign(msg.to, body.as_bytes());
-                    call(&client, url, (my_id, sig), body, &msg).await
+                    call(&client, url, (node_header, sig), body, &msg).await
                 }
                 Err(e) => (Err(RpcFailure::Unreachable(e)), None),
             };
@@ -110,7 +112,7 @@ impl Peers {
 async fn call(
     client: &reqwest::Client,
     url: reqwest::Url,
-    (my_id, sig): (NodeId, Option<String>),
+    (node_header, sig): (HeaderValue, Option<String>),
     body: String,
     msg: &Outbound,
 ) -> (Result<crate::raft::Reply, RpcFailure>, Option<PeerKind>) {
@@ -118,7 +120,7 @@ async fn call(
         .post(url)
         .header(CONTENT_TYPE, HeaderValue::from_static("text/xml"))
         .header(USER_AGENT, HeaderValue::from_static("raftian-rs"))
-        .header(NODE_HEADER, my_id.to_string());
+        .header(HeaderName::from_static(NODE_HEADER), node_header);
     if let Some(sig) = sig {
         req = req.header(AUTH_HEADER, sig);
     }

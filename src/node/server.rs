@@ -11,6 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::StringRejection;
+use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::post;
 use dxr::{Fault, Value};
@@ -264,15 +265,8 @@ impl Handler for RpcHandler {
         self.authorize(&headers)?;
         match self.method {
             Method::Append => {
-                let mut req = wire::append_from_params(params)?;
-                client_ids(&mut req, &headers)?;
-                if let Some(h) = headers.get(VOTES_HEADER) {
-                    let h = h
-                        .to_str()
-                        .map_err(|_| bad_args("the votes header is not text"))?;
-                    req.proof = Some(wire::proof_from_header(h).map_err(bad_args)?);
-                }
-                self.raft_call(&headers, Rpc::AppendEntries(req)).await
+                let req = wire::append_from_params(params)?;
+                self.append(req, &headers).await
             }
             Method::Vote => {
                 let mut req = wire::vote_from_params(params, "request_vote_rpc")?;
@@ -319,6 +313,19 @@ impl Handler for RpcHandler {
 }
 
 impl RpcHandler {
+    /// `append_entries_rpc` once its arguments are read, by dxr or by
+    /// `wire::fast` (both paths end here).
+    async fn append(&self, mut req: AppendEntries, headers: &HeaderMap) -> HandlerResult {
+        client_ids(&mut req, headers)?;
+        if let Some(h) = headers.get(VOTES_HEADER) {
+            let h = h
+                .to_str()
+                .map_err(|_| bad_args("the votes header is not text"))?;
+            req.proof = Some(wire::proof_from_header(h).map_err(bad_args)?);
+        }
+        self.raft_call(headers, Rpc::AppendEntries(req)).await
+    }
+
     /// A Raft RPC: the core's answer, as the wire spells it.
     async fn raft_call(&self, headers: &HeaderMap, rpc: Rpc) -> HandlerResult {
         let to_fault = |e: String| Fault::new(FAULT_BAD_ARGS, e);
@@ -452,47 +459,99 @@ pub fn router(parts: ServerParts) -> Router {
     if parts.bench {
         methods.push(("bench_click", Method::BenchClick));
     }
+    let handler = |method| RpcHandler {
+        method,
+        auth: parts.auth.clone(),
+        events: parts.events.clone(),
+        status: parts.status.clone(),
+        game: parts.game.clone(),
+        commands: parts.commands.clone(),
+        trace: parts.trace.clone(),
+    };
     let mut map: HashMap<&'static str, Box<dyn Handler>> = HashMap::new();
     for (name, method) in methods {
-        map.insert(
-            name,
-            Box::new(RpcHandler {
-                method,
-                auth: parts.auth.clone(),
-                events: parts.events.clone(),
-                status: parts.status.clone(),
-                game: parts.game.clone(),
-                commands: parts.commands.clone(),
-                trace: parts.trace.clone(),
-            }),
-        );
+        map.insert(name, Box::new(handler(method)));
     }
     let handlers: HandlerMap = Arc::new(map);
+    let append = Arc::new(handler(Method::Append));
     let id = HeaderValue::from_str(&parts.id.to_string()).expect("digits are a valid header");
     let auth = parts.auth.clone();
     let serve = move |mut headers: HeaderMap, body: Result<String, StringRejection>| {
         let handlers = handlers.clone();
+        let append = append.clone();
         let id = id.clone();
         let auth = auth.clone();
         async move {
             let (code, mut out_headers, body) = match body {
                 Ok(body) => {
                     auth.check(&mut headers, body.as_bytes());
-                    dxr_server::server(handlers, &body, headers).await
+                    dispatch(&handlers, &append, &body, headers).await
                 }
-                Err(rejection) => fault_response(&format!(
-                    "request refused: {} (bodies are limited to {MAX_BODY} bytes of UTF-8)",
-                    rejection.body_text()
-                )),
+                Err(rejection) => {
+                    let (code, h, body) = fault_response(&format!(
+                        "request refused: {} (bodies are limited to {MAX_BODY} bytes of UTF-8)",
+                        rejection.body_text()
+                    ));
+                    (code, h, wire::int_tags(body))
+                }
             };
             out_headers.insert(NODE_HEADER, id);
-            (code, out_headers, wire::int_tags(body))
+            (code, out_headers, body)
         }
     };
     Router::new()
         .route("/", post(serve.clone()))
         .route("/RPC2", post(serve))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// One call: `dxr_server::server`'s steps, with `wire::fast` reading the
+/// hot calls (appends, and calls with only int, boolean or nil arguments)
+/// and writing scalar and array answers; everything it declines, and every
+/// fault, goes the dxr way. Same handlers, same answers, byte for byte
+/// (`tests/wire_fast.rs` checks the codec, `tests/wire_golden.rs` and
+/// `tests/node_api.rs` the server).
+async fn dispatch(
+    handlers: &HandlerMap,
+    append: &RpcHandler,
+    body: &str,
+    headers: HeaderMap,
+) -> (StatusCode, HeaderMap, String) {
+    // dxr_server answers a call without Content-Length with a fault.
+    if headers.contains_key(CONTENT_LENGTH) {
+        if let Some(req) = wire::fast::append_call(body) {
+            // As dxr's path: authorize, then the shared append.
+            let result = match append.authorize(&headers) {
+                Ok(()) => append.append(req, &headers).await,
+                Err(f) => Err(f),
+            };
+            return answer(result);
+        }
+        if let Some((name, params)) = wire::fast::scalar_call(body)
+            && let Some(h) = handlers.get(name)
+        {
+            return answer(h.handle(&params, headers).await);
+        }
+    }
+    let (code, out_headers, body) = dxr_server::server(handlers.clone(), body, headers).await;
+    (code, out_headers, wire::int_tags(body))
+}
+
+/// A handler's result as `dxr_server` writes it (then `<int>`, not `<i4>`).
+fn answer(result: HandlerResult) -> (StatusCode, HeaderMap, String) {
+    let mut h = HeaderMap::new();
+    h.insert("content-type", HeaderValue::from_static("text/xml"));
+    let written = match result {
+        Ok(v) => match wire::fast::response_body(&v) {
+            Some(body) => return (StatusCode::OK, h, body),
+            None => dxr::MethodResponse { value: v }.to_xml(),
+        },
+        Err(fault) => dxr::FaultResponse { fault }.to_xml(),
+    };
+    match written {
+        Ok(body) => (StatusCode::OK, h, wire::int_tags(body)),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, h, e.to_string()),
+    }
 }
 
 fn fault_response(msg: &str) -> (StatusCode, HeaderMap, String) {
