@@ -39,7 +39,7 @@ mod stats;
 mod sysinfo;
 mod wire;
 
-use cluster::{TempRoot, node_exe};
+use cluster::{TempRoot, baseline_exe, node_exe};
 
 const NODES: usize = 5;
 /// Tags of the warm-up clicks (the game ignores commands outside 1-4).
@@ -211,6 +211,12 @@ pub struct ClicksArgs {
     /// `tick_ms` of the cluster file (the node's 5 ms service_actions tick).
     #[arg(long)]
     pub tick_ms: Option<u64>,
+    /// An older raftian binary to compare with: every row (idle + low
+    /// rate, each offered rate) runs a cluster of each, interleaved
+    /// (alternating which goes first), and the report adds the ratios
+    /// new/base. Driven only through its command line and the wire.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -257,7 +263,14 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             a.validate()?;
             let root = TempRoot::new(&a.common)?;
             let exe = node_exe(&a.common)?;
-            (&a.common, rt.block_on(clicks::clicks(a, &exe, &root))?)
+            let base = match &a.baseline {
+                Some(p) => Some(baseline_exe(p, &a.common)?),
+                None => None,
+            };
+            (
+                &a.common,
+                rt.block_on(clicks::clicks(a, &exe, base.as_ref(), &root))?,
+            )
         }
         BenchWhat::Election(a) => {
             if a.rounds == 0 {
