@@ -188,13 +188,13 @@ async fn call(
         Ok(r) => r,
         // A refused connection never carried the request; anything else
         // (a reset after sending) may have.
-        Err(e) if e.is_connect() => return (Err(RpcFailure::Unreachable(e.to_string())), None),
-        Err(e) => return (Err(RpcFailure::Timeout(e.to_string())), None),
+        Err(e) if e.is_connect() => return (Err(RpcFailure::Unreachable(describe(&e))), None),
+        Err(e) => return (Err(RpcFailure::Timeout(describe(&e))), None),
     };
     let kind = PeerKind::from_header(resp.headers().contains_key(NODE_HEADER));
     let bytes = match resp.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => return (Err(RpcFailure::Timeout(e.to_string())), Some(kind)),
+        Err(e) => return (Err(RpcFailure::Timeout(describe(&e))), Some(kind)),
     };
     let text = String::from_utf8_lossy(&bytes);
     let result = match wire::parse_response(&text) {
@@ -203,4 +203,72 @@ async fn call(
         Err(e) => Err(RpcFailure::Unreachable(e)),
     };
     (result, Some(kind))
+}
+
+/// An error and its causes ("client error (Connect): tcp connect error:
+/// Connection refused"): hyper's own text names only the outermost.
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_is_unreachable_and_says_why() {
+        // A port just released: nobody listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let peers = Peers::new(
+                0,
+                [(1, format!("127.0.0.1:{port}"))],
+                Duration::from_secs(2),
+                tx,
+                Auth::new(0, None),
+            )
+            .unwrap();
+            peers.send(Outbound {
+                to: 1,
+                seq: 7,
+                rpc: Rpc::RequestVote(crate::raft::VoteRequest {
+                    term: 1,
+                    candidate_id: 0,
+                    last_log_index: None,
+                    last_log_term: None,
+                    transfer: false,
+                }),
+            });
+            let Some(Event::Reply {
+                from,
+                seq,
+                result,
+                kind,
+            }) = rx.recv().await
+            else {
+                panic!("no reply event");
+            };
+            assert_eq!((from, seq, kind), (1, 7, None));
+            match result {
+                Err(RpcFailure::Unreachable(why)) => assert!(why.contains("onnect"), "{why}"),
+                other => panic!("expected Unreachable, got {other:?}"),
+            }
+        });
+    }
 }
