@@ -10,7 +10,8 @@
 //!   sustained rate (all clicks applied everywhere, p99 under a bound, the
 //!   offered rate really reached), idle CPU and RSS per node; for the
 //!   paper's static leader and for elections, with the disk WAL and with
-//!   `--ephemeral`.
+//!   `--ephemeral`. With `--baseline PATH` every row runs on a cluster of
+//!   an older binary too, interleaved, and the report adds new/base ratios.
 //! - `raftian bench election`: SIGKILL the leader of a 5-node election-mode
 //!   cluster, time until a survivor is leader of a newer term and has
 //!   committed its no-op (commit index past the old leader's last entry),
