@@ -25,6 +25,22 @@ impl Launch {
     fn command(&self) -> Command {
         Command::new(&self.exe)
     }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.exe
+    }
+}
+
+/// An older raftian binary to compare with (`bench clicks --baseline`):
+/// started with the same command line as this one's nodes.
+pub(super) fn baseline_exe(path: &Path, common: &CommonArgs) -> Result<Launch, String> {
+    if !path.is_file() {
+        return Err(format!("--baseline {}: no such file", path.display()));
+    }
+    Ok(Launch {
+        exe: path.to_path_buf(),
+        keys: common.keys,
+    })
 }
 
 pub(super) fn node_exe(common: &CommonArgs) -> Result<Launch, String> {

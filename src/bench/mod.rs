@@ -10,7 +10,8 @@
 //!   sustained rate (all clicks applied everywhere, p99 under a bound, the
 //!   offered rate really reached), idle CPU and RSS per node; for the
 //!   paper's static leader and for elections, with the disk WAL and with
-//!   `--ephemeral`.
+//!   `--ephemeral`. With `--baseline PATH` every row runs on a cluster of
+//!   an older binary too, interleaved, and the report adds new/base ratios.
 //! - `raftian bench election`: SIGKILL the leader of a 5-node election-mode
 //!   cluster, time until a survivor is leader of a newer term and has
 //!   committed its no-op (commit index past the old leader's last entry),
@@ -39,7 +40,7 @@ mod stats;
 mod sysinfo;
 mod wire;
 
-use cluster::{TempRoot, node_exe};
+use cluster::{TempRoot, baseline_exe, node_exe};
 
 const NODES: usize = 5;
 /// Tags of the warm-up clicks (the game ignores commands outside 1-4).
@@ -211,6 +212,12 @@ pub struct ClicksArgs {
     /// `tick_ms` of the cluster file (the node's 5 ms service_actions tick).
     #[arg(long)]
     pub tick_ms: Option<u64>,
+    /// An older raftian binary to compare with: every row (idle + low
+    /// rate, each offered rate) runs a cluster of each, interleaved
+    /// (alternating which goes first), and the report adds the ratios
+    /// new/base. Driven only through its command line and the wire.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -257,7 +264,14 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             a.validate()?;
             let root = TempRoot::new(&a.common)?;
             let exe = node_exe(&a.common)?;
-            (&a.common, rt.block_on(clicks::clicks(a, &exe, &root))?)
+            let base = match &a.baseline {
+                Some(p) => Some(baseline_exe(p, &a.common)?),
+                None => None,
+            };
+            (
+                &a.common,
+                rt.block_on(clicks::clicks(a, &exe, base.as_ref(), &root))?,
+            )
         }
         BenchWhat::Election(a) => {
             if a.rounds == 0 {

@@ -89,29 +89,67 @@ pub(super) fn loadavg() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// Nanoseconds on a CPU of one task (`/proc/.../schedstat`, first field:
+/// the scheduler's own accounting, not sampled in clock ticks).
+fn schedstat_ns(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Nanoseconds on a CPU of every live thread of process `pid`, summed
+/// over `/proc/<pid>/task/*/schedstat` (`/proc/<pid>/schedstat` alone is
+/// the main thread only). Falls back to utime + stime in clock ticks where
+/// the kernel has no schedstat. Threads that exited between two samples
+/// are missed (a node's threads live as long as it does).
+pub(super) fn cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = Path::new("/proc").join(pid.to_string()).join("task");
+    let mut total = 0;
+    let mut any = false;
+    if let Ok(dir) = std::fs::read_dir(&tasks) {
+        for entry in dir.flatten() {
+            if let Some(ns) = schedstat_ns(&entry.path().join("schedstat")) {
+                total += ns;
+                any = true;
+            }
+        }
+    }
+    if any {
+        return Some(total);
+    }
+    cpu_ticks(pid).map(|t| (t as f64 / clk_tck() * 1e9) as u64)
+}
+
 /// CPU use of processes between two samples.
 pub(super) struct CpuSample {
     at: Instant,
-    ticks: Vec<Option<u64>>,
+    ns: Vec<Option<u64>>,
 }
 
 impl CpuSample {
     pub(super) fn take(pids: &[Option<u32>]) -> Self {
         CpuSample {
             at: Instant::now(),
-            ticks: pids.iter().map(|p| p.and_then(cpu_ticks)).collect(),
+            ns: pids.iter().map(|p| p.and_then(cpu_ns)).collect(),
         }
     }
 
-    /// Percent of one core per process since `self`.
-    pub(super) fn percent_since(&self, pids: &[Option<u32>], tck: f64) -> Vec<Option<f64>> {
+    /// CPU nanoseconds per process since `self`, and the wall-clock
+    /// seconds between the samples.
+    pub(super) fn ns_since(&self, pids: &[Option<u32>]) -> (Vec<Option<u64>>, f64) {
         let secs = self.at.elapsed().as_secs_f64().max(1e-6);
-        pids.iter()
-            .zip(&self.ticks)
-            .map(|(p, before)| {
-                let now = p.and_then(cpu_ticks)?;
-                Some((now.saturating_sub((*before)?)) as f64 / tck / secs * 100.0)
-            })
+        let used = pids
+            .iter()
+            .zip(&self.ns)
+            .map(|(p, before)| Some(p.and_then(cpu_ns)?.saturating_sub((*before)?)))
+            .collect();
+        (used, secs)
+    }
+
+    /// Percent of one core per process since `self`.
+    pub(super) fn percent_since(&self, pids: &[Option<u32>]) -> Vec<Option<f64>> {
+        let (used, secs) = self.ns_since(pids);
+        used.iter()
+            .map(|u| u.map(|ns| ns as f64 / 1e9 / secs * 100.0))
             .collect()
     }
 }
@@ -125,6 +163,21 @@ mod tests {
         assert!(proc_ticks(Path::new("/proc/self/stat")).is_some());
         assert!(other_threads_ticks().is_some());
         assert_eq!(proc_ticks(Path::new("/nonexistent/stat")), None);
+    }
+
+    #[test]
+    fn schedstat_counts_nanoseconds_on_cpu() {
+        let me = std::process::id();
+        let a = cpu_ns(me).unwrap();
+        // Burn a little CPU: the count must grow by about as much.
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed().as_millis() < 20 {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let b = cpu_ns(me).unwrap();
+        assert!(b > a + 5_000_000, "{a} -> {b}");
+        assert_eq!(cpu_ns(u32::MAX), None);
     }
 
     #[test]

@@ -122,6 +122,27 @@ pub struct Actor {
     clicks_done: Vec<oneshot::Sender<()>>,
     /// `click_wait` callers, by the seq their click got in our session.
     click_waiters: HashMap<u64, oneshot::Sender<()>>,
+    /// What the status board shows now: see `publish_status`.
+    published: Option<(StatusKey, Arc<[Member]>)>,
+}
+
+/// Everything [`NodeStatus`] shows that can change, as plain values: an
+/// idle node's turns (one per heartbeat) mostly change nothing, and
+/// building and publishing the status (the digest's hex, the name) every
+/// turn was a sixth of an idle leader's instructions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct StatusKey {
+    mode: &'static str,
+    term: u64,
+    leader_id: Option<u64>,
+    commit_index: Option<u64>,
+    last_applied: Option<u64>,
+    log_length: u64,
+    snapshot: Option<(u64, u64)>,
+    digest: StateDigest,
+    censored_by: Option<u64>,
+    rate_limit: Option<u32>,
+    rate_limited: u64,
 }
 
 /// How long a click may wait uncommitted under a leader that keeps leading
@@ -214,6 +235,7 @@ impl Actor {
             click_waiters: HashMap::new(),
             clicks_done: Vec::new(),
             censored_by: None,
+            published: None,
         };
         actor.sync_members();
         actor
@@ -623,12 +645,13 @@ impl Actor {
         self.censored_by = by;
     }
 
-    pub fn publish_status(&self) {
+    /// Put the node's status on the board, if it changed since the last
+    /// time (the members by identity: `sync_members` replaces them only
+    /// when the configuration changes).
+    pub fn publish_status(&mut self) {
         let r = &self.raft;
-        let s = NodeStatus {
-            id: r.id(),
-            name: self.name.clone(),
-            mode: r.mode().as_str().to_owned(),
+        let key = StatusKey {
+            mode: r.mode().as_str(),
             term: r.term(),
             leader_id: r.leader_id(),
             commit_index: r.commit_index(),
@@ -636,15 +659,37 @@ impl Actor {
             // Ready not handled yet).
             last_applied: self.applied,
             log_length: r.entries().len() as u64,
-            snapshot_index: r.log().snapshot().map(|s| s.index),
-            snapshot_term: r.log().snapshot().map(|s| s.term),
-            state_digest: self.digest.hex(),
+            snapshot: r.log().snapshot().map(|s| (s.index, s.term)),
+            digest: self.digest,
             censored_by: self.censored_by,
             rate_limit: self.rate.limit(),
             rate_limited: self.rate.dropped(r.id()),
+        };
+        if let Some((k, m)) = &self.published
+            && *k == key
+            && Arc::ptr_eq(m, &self.members)
+        {
+            return;
+        }
+        let s = NodeStatus {
+            id: r.id(),
+            name: self.name.clone(),
+            mode: key.mode.to_owned(),
+            term: key.term,
+            leader_id: key.leader_id,
+            commit_index: key.commit_index,
+            last_applied: key.last_applied,
+            log_length: key.log_length,
+            snapshot_index: key.snapshot.map(|s| s.0),
+            snapshot_term: key.snapshot.map(|s| s.1),
+            state_digest: self.digest.hex(),
+            censored_by: key.censored_by,
+            rate_limit: key.rate_limit,
+            rate_limited: key.rate_limited,
             members: self.members.clone(),
         };
         self.status.publish(s);
+        self.published = Some((key, self.members.clone()));
     }
 
     fn finish(&mut self) {

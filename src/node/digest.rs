@@ -55,7 +55,13 @@ impl StateDigest {
     }
 
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push(char::from(DIGITS[usize::from(b >> 4)]));
+            s.push(char::from(DIGITS[usize::from(b & 15)]));
+        }
+        s
     }
 
     /// From a snapshot document (a document from before digests: zero).
@@ -106,5 +112,19 @@ mod tests {
             StateDigest::default()
         );
         assert!(StateDigest::from_doc(b"{\"stateDigest\": \"zz\"}").is_err());
+    }
+
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte() {
+        let mut d = StateDigest::default();
+        d.0[0] = 0x0a;
+        d.0[1] = 0xf3;
+        d.0[31] = 0xff;
+        let h = d.hex();
+        assert_eq!(h.len(), 64);
+        assert!(h.starts_with("0af300"), "{h}");
+        assert!(h.ends_with("00ff"), "{h}");
+        let formatted: String = d.0.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(h, formatted);
     }
 }
