@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::cluster::{Cluster, Launch, Status, TempRoot};
-use super::load::{GenResult, generate};
+use super::load::{GenResult, generate, generate_local};
 use super::stats::{RunStats, analyse, ms, percentile, unix_micros};
 use super::sysinfo::{CpuSample, cores, loadavg, machine_cores, machine_ticks, status_kb};
-use super::{ClicksArgs, LeaderMode, NODES, RUN_TAG, StorageKind, WARMUP_CLICKS, WARMUP_TAG};
+use super::{
+    ClicksArgs, Intake, LeaderMode, NODES, RUN_TAG, StorageKind, WARMUP_CLICKS, WARMUP_TAG,
+};
 
 struct Idle {
     cpu: Vec<Option<f64>>,
@@ -124,7 +126,7 @@ async fn measure(
     base: &Status,
     rate: u32,
     secs: f64,
-    conns: usize,
+    (intake, conns): (Intake, usize),
     settle: Duration,
 ) -> Result<(Step, Vec<Option<u64>>), String> {
     let n = ((f64::from(rate) * secs).round() as usize).max(1);
@@ -136,7 +138,10 @@ async fn measure(
     let cpu0 = CpuSample::take(&pids);
     let me0 = CpuSample::take(&me);
     let sys0 = machine_ticks();
-    let sent = generate(&cl.addrs(), conns, f64::from(rate), n, RUN_TAG, start).await?;
+    let sent = match intake {
+        Intake::Rpc => generate(&cl.addrs(), conns, f64::from(rate), n, RUN_TAG, start).await?,
+        Intake::Local => generate_local(&cl.addrs(), f64::from(rate), n, RUN_TAG, start).await?,
+    };
     let (used, secs) = cpu0.ns_since(&pids);
     let node_ns = used.iter().flatten().sum::<u64>();
     let node_cpu = node_ns as f64 / 1e9 / secs;
@@ -307,7 +312,7 @@ async fn idle_and_low(
         &st,
         a.latency_rate,
         a.latency_secs,
-        a.conns,
+        (a.intake, a.conns),
         Duration::from_secs(10),
     )
     .await?;
@@ -357,7 +362,7 @@ async fn rate_step(
             &st,
             rate,
             a.rate_secs,
-            a.conns,
+            (a.intake, a.conns),
             Duration::from_secs(10),
         )
         .await?;
@@ -532,11 +537,15 @@ fn clicks_report(a: &ClicksArgs, bins: &[Bin], results: &[BinResults], load: &st
     let _ = writeln!(
         o,
         "## raftian bench clicks\n\n5 node processes on loopback ({} cores, load average {load} at the start), \
-         clicks round-robin over all 5 nodes; latency = queued on the receiving node -> applied on every node. \
+         clicks round-robin over all 5 nodes ({}); latency = queued on the receiving node -> applied on every node. \
          CPU is the scheduler's count (`/proc/<pid>/task/*/schedstat`, ns on a CPU); \
          CPU/click = CPU of the 5 nodes summed over the sending window, over the clicks \
          (heartbeats included).\n",
-        cores()
+        cores(),
+        match a.intake {
+            Intake::Rpc => "one `bench_click` request each, pipelined HTTP",
+            Intake::Local => "each node takes its share itself on a schedule, no request per click",
+        }
     );
     if let Some(t) = a.tick_ms {
         let _ = writeln!(o, "Cluster file: `tick_ms = {t}`.\n");

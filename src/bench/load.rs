@@ -4,9 +4,12 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use dxr::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
+
+use crate::cli::rpc::RpcClient;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct GenResult {
@@ -177,6 +180,51 @@ pub(super) async fn generate(
         Ok(r) => r.map(|()| total),
         Err(_) => Err("the click generator got no answers in time".into()),
     }
+}
+
+/// The same schedule as [`generate`], but each node takes its share of
+/// the clicks itself (`bench_load`): what the nodes cost without an HTTP
+/// request per click, as in a game, where clicks come from the window.
+/// Returns when the last click is due.
+pub(super) async fn generate_local(
+    addrs: &[SocketAddr],
+    rate: f64,
+    n: usize,
+    tag0: i32,
+    start: Instant,
+) -> Result<GenResult, String> {
+    let client = RpcClient::new(Duration::from_secs(5))?;
+    let nodes = addrs.len();
+    let us = |d: Duration| i32::try_from(d.as_micros()).unwrap_or(i32::MAX);
+    let interval = us(Duration::from_secs_f64(nodes as f64 / rate)).max(1);
+    let mut set = JoinSet::new();
+    for (j, addr) in addrs.iter().enumerate() {
+        let count = n.saturating_sub(j).div_ceil(nodes);
+        let first_due = start + Duration::from_secs_f64(j as f64 / rate);
+        let params = [
+            tag0.saturating_add(j as i32),
+            i32::try_from(count).map_err(|_| "too many clicks for one node")?,
+            nodes as i32,
+            interval,
+            us(first_due.saturating_duration_since(Instant::now())),
+        ];
+        let (client, addr) = (client.clone(), addr.to_string());
+        set.spawn(async move {
+            let params = params.into_iter().map(Value::Integer).collect();
+            let r = client.call(&addr, "bench_load", params).await;
+            r.map_err(|e| format!("bench_load on {addr}: {e}"))
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.map_err(|e| format!("generator task failed: {e}"))??;
+    }
+    let end = start + Duration::from_secs_f64(n as f64 / rate);
+    tokio::time::sleep_until(end.into()).await;
+    Ok(GenResult {
+        sent: n,
+        ok: n,
+        faults: 0,
+    })
 }
 
 #[cfg(test)]

@@ -83,6 +83,12 @@ pub struct GameArgs {
     /// Pipelined connections per node of the click generator.
     #[arg(long, default_value_t = 2)]
     pub conns: usize,
+    /// How the measured clicks reach the nodes: `rpc`, one `bench_click`
+    /// request each (pipelined HTTP); `local`, each node takes its share
+    /// itself on a schedule (`bench_load`), as a player's window would.
+    /// `local` needs binaries from 2026-12-07 on (both, with `--baseline`).
+    #[arg(long, value_enum, default_value = "rpc")]
+    pub intake: Intake,
     /// `snapshot_entries` of the cluster file.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_entries: u64,
@@ -113,6 +119,13 @@ pub enum LeaderMode {
     Static,
     /// Raft elections (no `leader` in the cluster file).
     Election,
+}
+
+/// How clicks reach the nodes in `bench clicks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Intake {
+    Rpc,
+    Local,
 }
 
 /// Where the nodes keep their Raft state.
@@ -204,6 +217,12 @@ pub struct ClicksArgs {
     /// Pipelined connections per node of the click generator.
     #[arg(long, default_value_t = 2)]
     pub conns: usize,
+    /// How the measured clicks reach the nodes: `rpc`, one `bench_click`
+    /// request each (pipelined HTTP); `local`, each node takes its share
+    /// itself on a schedule (`bench_load`), as a player's window would.
+    /// `local` needs binaries from 2026-12-07 on (both, with `--baseline`).
+    #[arg(long, value_enum, default_value = "rpc")]
+    pub intake: Intake,
     /// Tries per throughput step (each on a fresh cluster): a rate counts as
     /// sustained if one try meets the bounds. For machines shared with
     /// other jobs.

@@ -91,6 +91,7 @@ enum Method {
     ClickWait,
     NewRound,
     BenchClick,
+    BenchLoad,
 }
 
 struct RpcHandler {
@@ -145,7 +146,9 @@ impl Method {
         match self {
             // bench_click is served only under --apply-trace (benchmarks):
             // unsigned, so that a benchmark measures the cluster's cost.
-            Method::Status | Method::IsLogEmpty | Method::BenchClick => Need::Nothing,
+            Method::Status | Method::IsLogEmpty | Method::BenchClick | Method::BenchLoad => {
+                Need::Nothing
+            }
             Method::Click | Method::ClickWait | Method::NewRound => Need::Own,
             _ => Need::Member,
         }
@@ -308,6 +311,7 @@ impl Handler for RpcHandler {
             Method::NewRound => self.new_round(params),
             Method::ClickWait => self.click_wait(params).await,
             Method::Click | Method::BenchClick => self.click(params),
+            Method::BenchLoad => self.bench_load(params),
         }
     }
 }
@@ -393,6 +397,53 @@ impl RpcHandler {
         Ok(Value::Boolean(true))
     }
 
+    /// `bench_load(first, count, stride, interval_us, delay_us)`: this node
+    /// takes `count` clicks itself (tags `first`, `first + stride`, ...),
+    /// one every `interval_us` from `delay_us` on, as a player's window
+    /// would: the benchmark's clicks without an HTTP request each.
+    fn bench_load(&self, params: &[Value]) -> HandlerResult {
+        let ints: Option<Vec<i32>> = params
+            .iter()
+            .map(|v| match v {
+                Value::Integer(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let usage = "bench_load takes five ints: first, count, stride, interval_us >= 1, delay_us";
+        let Some(&[first, count, stride, interval, delay]) = ints.as_deref() else {
+            return Err(bad_args(usage));
+        };
+        let (Ok(count), Ok(interval @ 1..), Ok(delay)) = (
+            u32::try_from(count),
+            u64::try_from(interval),
+            u64::try_from(delay),
+        ) else {
+            return Err(bad_args(usage));
+        };
+        let (commands, trace) = (self.commands.clone(), self.trace.clone());
+        let interval = std::time::Duration::from_micros(interval);
+        let t0 = tokio::time::Instant::now() + std::time::Duration::from_micros(delay);
+        tokio::spawn(async move {
+            let mut k: u32 = 0;
+            while k < count {
+                tokio::time::sleep_until(t0 + interval * k).await;
+                // Every click due by now, in one wake-up.
+                let now = tokio::time::Instant::now();
+                while k < count && t0 + interval * k <= now {
+                    let tag = first.wrapping_add(stride.wrapping_mul(k as i32));
+                    if let Some(t) = &trace {
+                        t.queued(tag);
+                    }
+                    if !commands.push_raw(tag) {
+                        return;
+                    }
+                    k += 1;
+                }
+            }
+        });
+        Ok(Value::Boolean(true))
+    }
+
     async fn click_wait(&self, params: &[Value]) -> HandlerResult {
         let [Value::Integer(n)] = params else {
             return Err(bad_args("click_wait takes one int: a player id"));
@@ -458,6 +509,7 @@ pub fn router(parts: ServerParts) -> Router {
     ];
     if parts.bench {
         methods.push(("bench_click", Method::BenchClick));
+        methods.push(("bench_load", Method::BenchLoad));
     }
     let handler = |method| RpcHandler {
         method,
