@@ -1468,7 +1468,7 @@ fn lying_member(seed: u64, _peers: Peers) -> Cluster {
 /// lost may still commit through its followers, nothing committed is lost,
 /// every invariant holds, and it rejoins.
 fn leader_crash_mid_write(seed: u64, peers: Peers) -> Cluster {
-    let n = if seed % 2 == 0 { 5 } else { 3 };
+    let n = if seed.is_multiple_of(2) { 5 } else { 3 };
     let mut c = cluster(seed, n, peers);
     c.set_clients(true);
     for _ in 0..4 {
