@@ -2,9 +2,10 @@
 //!
 //! Events are RPCs from the server, replies from peers and the 5 ms tick
 //! that drains `pygame_commands`. After each burst of events the loop runs
-//! `service_actions`, makes the core's changes durable (one fsync for the
-//! whole burst: group commit), and only then answers the RPCs and sends the
-//! new messages. Committed entries go to `raft_orders` in log order.
+//! `service_actions`, sends a leader's appends, makes the core's changes
+//! durable (one fsync for the whole burst: group commit), and only then
+//! answers the RPCs and sends the other messages. Committed entries go to
+//! `raft_orders` in log order.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -340,6 +341,11 @@ impl Actor {
         let now = self.now();
         self.raft.step(now, Msg::Tick);
         let ready = self.raft.ready();
+        // A leader's appends go before its own fsync: followers write
+        // theirs meanwhile (thesis 10.2.1).
+        for m in ready.early {
+            self.peers.send(m);
+        }
         let persisted = self.persist(&ready.persist);
         waiting.answer(ready.answers, persisted);
         if !persisted {

@@ -443,11 +443,17 @@ pub struct Answer {
 }
 
 /// What the core hands the runtime once per loop turn (raft-rs's `Ready`),
-/// to be handled in this order: make `persist` durable, then send
-/// `messages` and `answers`, then apply `committed` (`raft_orders`), then
-/// call `Raft::advance`.
+/// to be handled in this order: send `early`, make `persist` durable, then
+/// send `messages` and `answers`, then apply `committed` (`raft_orders`),
+/// then call `Raft::advance`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
+    /// A leader's appends and heartbeats, which may leave before `persist`
+    /// is durable (Ongaro's thesis 10.2.1: the leader writes its own log in
+    /// parallel with replication; its own copy counts toward a commit only
+    /// once durable, see `Raft::advance`). Only ever set when `persist`
+    /// carries no hard state: a term or vote goes out only once durable.
+    pub early: Vec<Outbound>,
     pub persist: PersistBatch,
     pub messages: Vec<Outbound>,
     pub answers: Vec<Answer>,
@@ -478,6 +484,7 @@ pub struct Committed {
 impl Ready {
     pub fn is_empty(&self) -> bool {
         self.persist.is_empty()
+            && self.early.is_empty()
             && self.messages.is_empty()
             && self.answers.is_empty()
             && self.committed.is_empty()

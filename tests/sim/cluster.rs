@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use raftian::raft::{
     Answer, ClientId, Command, Committed as Applied, Entry, HardState, Member, Membership, Mode,
-    Msg, NodeId, Outbound, PeerKind, PersistBatch, Raft, RaftConfig, Reply, Rpc, RpcFailure,
+    Msg, NodeId, Outbound, PeerKind, PersistBatch, Raft, RaftConfig, Ready, Reply, Rpc, RpcFailure,
     ServerRef, Sig, Snapshot, SnapshotMeta,
     sessions::SessionTable,
     signing::{self, CommandAuth, Vote},
@@ -202,8 +202,11 @@ struct Node {
     max_term: u64,
     /// This incarnation's clock = simulated time + `clock_base`.
     clock_base: i64,
-    /// Highest request seq this incarnation sent.
+    /// Highest request seq this incarnation sent in its earlier turns.
     last_seq: u64,
+    /// Highest request seq sent in the current turn (a turn sends a
+    /// leader's early appends first, then the rest: seqs rise per turn).
+    turn_seq: u64,
     // --- per incarnation ---
     commit: Option<u64>,
     next_apply: u64,
@@ -414,6 +417,9 @@ pub struct Cluster {
     /// Answers to membership requests, by token.
     conf_answers: BTreeMap<u64, Result<Reply, String>>,
     next_conf: u64,
+    /// This node crashes at its next `Ready` that sends appends early and
+    /// has entries to write: after sending them, before its fsync.
+    crash_before_fsync: Option<usize>,
 }
 
 /// Membership requests use tokens from here (RPC tokens are seqs).
@@ -535,6 +541,7 @@ impl Cluster {
             opts,
             conf_answers: BTreeMap::new(),
             next_conf: CONF_TOKEN,
+            crash_before_fsync: None,
         };
         for _ in 0..n {
             c.nodes.push(Node {
@@ -545,6 +552,7 @@ impl Cluster {
                 max_term: 0,
                 clock_base: 0,
                 last_seq: 0,
+                turn_seq: 0,
                 commit: None,
                 next_apply: 0,
                 leader_term: None,
@@ -643,6 +651,7 @@ impl Cluster {
         node.leader_log = (None, 0);
         node.log_version = u64::MAX;
         node.last_seq = 0;
+        node.turn_seq = 0;
         for (idx, cmd) in std::mem::take(&mut node.applied) {
             if let Command::Int(x) = cmd
                 && let Some(set) = self.by_cmd.get_mut(&x).and_then(|m| m.get_mut(&idx))
@@ -666,6 +675,17 @@ impl Cluster {
             self.tr(|| format!("node {i} crashes"));
         }
         self.nodes[i].connected = false;
+    }
+
+    /// Crash node `i` at its next turn that sends appends before its own
+    /// fsync, right after sending them (they stay on their way).
+    pub fn crash_before_fsync(&mut self, i: usize) {
+        self.crash_before_fsync = Some(i);
+    }
+
+    /// Is a crash armed by `crash_before_fsync` still to happen?
+    pub fn crash_armed(&self) -> bool {
+        self.crash_before_fsync.is_some()
     }
 
     /// Start node `i` again from its disk (crashing it first if it runs).
@@ -801,7 +821,8 @@ impl Cluster {
                     ),
                 );
             }
-            self.nodes[from].last_seq = o.seq;
+            let node = &mut self.nodes[from];
+            node.turn_seq = node.turn_seq.max(o.seq);
             let to = o.to as usize;
             if to == from || to >= self.opts.n {
                 violation(self.now, format!("node {from} sends to bad peer {}", o.to));
@@ -920,6 +941,10 @@ impl Cluster {
                 let (out, answers) = self.after_call(to);
                 // Only timeout_now_rpc makes a node send (its vote requests).
                 self.send(to, out);
+                if self.nodes[to].raft.is_none() {
+                    // It crashed before its fsync: no answer ever comes.
+                    return;
+                }
                 let answer = answers.into_iter().find(|a| a.token == seq);
                 let result = match answer.map(|a| a.result) {
                     Some(Ok(r)) => Ok(r),
@@ -1181,10 +1206,38 @@ impl Cluster {
 
     // ----- persistence and invariants -----
 
-    /// What the runtime does after every call: take the `Ready`, make its
-    /// batch durable, take the applied orders, then check every invariant.
-    /// Returns the messages to send and the answers to give.
+    /// What the runtime does after every call: take the `Ready`, send its
+    /// early appends, make its batch durable, take the applied orders, then
+    /// check every invariant. Returns the other messages to send and the
+    /// answers to give (none if the node crashed before its fsync).
     fn after_call(&mut self, i: usize) -> (Vec<Outbound>, Vec<Answer>) {
+        let node = &mut self.nodes[i];
+        node.last_seq = node.last_seq.max(node.turn_seq);
+        let raft = node.raft.as_mut().expect("after_call on a running node");
+        let mut ready = raft.ready();
+        let early = std::mem::take(&mut ready.early);
+        if ready.persist.hard_state.is_some() && !early.is_empty() {
+            violation(
+                self.now,
+                format!("node {i} sends appends before its new term or vote is durable"),
+            );
+        }
+        let writes = !ready.persist.append.is_empty() && !early.is_empty();
+        self.send(i, early);
+        if writes && self.crash_before_fsync == Some(i) {
+            // What it sent is on its way (it stays connected); its disk
+            // never sees this turn's entries.
+            self.crash_before_fsync = None;
+            self.nodes[i].raft = None;
+            self.stats.crashes += 1;
+            self.tr(|| format!("node {i} crashes after sending its appends, before its fsync"));
+            return (Vec::new(), Vec::new());
+        }
+        self.take_ready(i, ready)
+    }
+
+    /// The rest of `after_call`: `ready`'s early messages are sent.
+    fn take_ready(&mut self, i: usize, ready: Ready) -> (Vec<Outbound>, Vec<Answer>) {
         let now = self.now;
         let Cluster {
             nodes,
@@ -1200,12 +1253,6 @@ impl Cluster {
         } = self;
         let opts_members = opts.members;
         let opts_keys = opts.keys;
-        let raft = nodes[i]
-            .raft
-            .as_mut()
-            .expect("after_call on a running node");
-        let ready = raft.ready();
-        raft.advance();
         let orders = ready.committed;
         let snapshot_due = ready.snapshot_due;
         let restored = ready
@@ -1218,6 +1265,8 @@ impl Cluster {
             log_touched = b.truncate_from.is_some() || !b.append.is_empty();
             persist(now, i, &mut nodes[i].disk, chain, b);
         }
+        // Durable: the leader's own copy now counts toward a commit.
+        nodes[i].raft.as_mut().expect("running").advance();
 
         let node = &nodes[i];
         let raft = node.raft.as_ref().expect("running");

@@ -21,7 +21,8 @@
 //!
 //! Scenarios: the MIT 6.824 Raft tests 2A/2B/2C, the paper's static-leader
 //! mode (also under chaos), random partitions, leadership transfer,
-//! membership changes, and a lying member in a cluster with keys. Seed `s` runs scenario
+//! membership changes, a lying member in a cluster with keys, and a leader
+//! that crashes after sending its appends but before its own fsync. Seed `s` runs scenario
 //! `ALL[s % ALL.len()]`; `(s / ALL.len()) % 3` picks how nodes mark their
 //! peers: 0 all Rust, 1 all legacy (is_log_empty probes, commit sent once
 //! and capped), 2 mixed. The seed also picks max_batch (4096, 1-4, 16-64),
@@ -29,7 +30,7 @@
 //! A failing seed prints itself and replays exactly.
 //!
 //! ```text
-//! cargo test --test sim                          # CI: 1,110 seeds, ~30 s in a debug build
+//! cargo test --test sim                          # CI: 1,140 seeds, ~30 s in a debug build
 //! RAFTIAN_SIM_SEED=1234 cargo test --test sim -- --nocapture                     # replay one
 //! RAFTIAN_SIM_SEED=1234 RAFTIAN_SIM_TRACE=1 cargo test --test sim -- --nocapture # every event
 //! RAFTIAN_SIM_SEEDS=10000 cargo test --release --test sim -- --nocapture         # soak
@@ -169,4 +170,5 @@ scenario_tests!(
     membership_partitioned,
     single_server_bug,
     lying_member,
+    leader_crash_mid_write,
 );

@@ -36,6 +36,9 @@ impl Node {
     fn take_ready(&mut self) -> Ready {
         let mut ready = self.raft.ready();
         self.raft.advance();
+        // Sent before or after the fsync, they are all sent.
+        let early = std::mem::take(&mut ready.early);
+        ready.messages.splice(0..0, early);
         merge(&mut self.persisted, std::mem::take(&mut ready.persist));
         let applied = ready
             .committed

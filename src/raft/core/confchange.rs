@@ -86,7 +86,9 @@ impl Raft {
         let mut matched: Vec<Option<u64>> = c
             .voter_ids()
             .map(|v| match v == self.cfg.id {
-                true => self.log.last_index(),
+                // The leader's own copy counts once it is durable: its
+                // appends left before its fsync (thesis 10.2.1).
+                true => self.log.persisted(),
                 false => progress.get(&v).and_then(Progress::matched),
             })
             .collect();

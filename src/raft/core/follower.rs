@@ -155,7 +155,10 @@ impl Raft {
         let blind = PeerKind::from_header(sender.is_some()).appends_blindly_to_empty();
         self.log
             .maybe_append(entries, all_log, blind, self.commit_index)?;
-        self.follower_state().leader_match = Some(last);
+        // Under one leader (a new one resets it) the match only grows: a
+        // late copy of an older batch proves less, not that we lost more.
+        let f = self.follower_state();
+        f.leader_match = f.leader_match.max(Some(last));
         Ok(())
     }
 

@@ -387,6 +387,10 @@ impl Raft {
     pub fn next_deadline(&self) -> Duration {
         let timeout = self.cfg.request_timeout;
         let d = self.requests.next_expiry(timeout).unwrap_or(Duration::MAX);
+        if !self.out.is_empty() {
+            // `advance` committed something: hand it out now.
+            return Duration::ZERO;
+        }
         let role = match &self.role {
             Role::Leader(_) if !self.proposals.is_empty() => Duration::ZERO,
             Role::Leader(l) => self.leader_deadline(l),
@@ -547,14 +551,22 @@ impl Raft {
             || self.pending_snapshot.is_some()
     }
 
-    /// Take what this turn produced. The runtime makes `persist` durable
-    /// before it sends or answers anything, then calls [`Raft::advance`].
+    /// Take what this turn produced. The runtime sends `early`, makes
+    /// `persist` durable before it sends or answers anything else, then
+    /// calls [`Raft::advance`].
     pub fn ready(&mut self) -> Ready {
         let hs = self.hard_state();
         let hard_state = (hs != self.saved_hard_state).then_some(hs);
         self.saved_hard_state = hs;
         let unsaved = self.log.take_unsaved();
         let mut ready = std::mem::take(&mut self.out);
+        if hard_state.is_some() {
+            // A term or vote not yet durable goes out with nothing: a node
+            // that crashed before its fsync could otherwise lead the same
+            // term twice, with two different logs.
+            let early = std::mem::take(&mut ready.early);
+            ready.messages.splice(0..0, early);
+        }
         ready.persist = PersistBatch {
             hard_state,
             truncate_from: unsaved.truncate_from,
@@ -564,9 +576,12 @@ impl Raft {
         ready
     }
 
-    /// The last `Ready` is durable (and sent and applied).
+    /// The last `Ready` is durable (and sent and applied). A leader's own
+    /// copy of its new entries now counts: that may commit them (the
+    /// committed entries come with the next `Ready`; see `has_ready`).
     pub fn advance(&mut self) {
         self.log.mark_persisted();
+        self.maybe_commit();
     }
 
     // ----- the tick -----
@@ -692,8 +707,18 @@ impl Raft {
     // ----- bookkeeping -----
 
     fn send(&mut self, to: NodeId, rpc: Rpc, pending: Pending) -> u64 {
+        // A leader's appends (entries or heartbeats) need nothing of its
+        // own disk: they may leave before its fsync. Not in the paper's
+        // static mode, where a leader that restarted without its last
+        // entries would lead term 1 again and write others at their index.
+        let early = matches!(pending, Pending::Append(_)) && self.cfg.elections();
         let seq = self.requests.add(pending);
-        self.out.messages.push(Outbound { to, seq, rpc });
+        let out = Outbound { to, seq, rpc };
+        if early {
+            self.out.early.push(out);
+        } else {
+            self.out.messages.push(out);
+        }
         seq
     }
 

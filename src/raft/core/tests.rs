@@ -8,8 +8,10 @@ fn ms(n: u64) -> Duration {
 fn turn(r: &mut Raft, now: Duration, msg: Msg) -> Ready {
     r.step(now, msg);
     r.step(now, Msg::Tick);
-    let ready = r.ready();
+    let mut ready = r.ready();
     r.advance();
+    let early = std::mem::take(&mut ready.early);
+    ready.messages.splice(0..0, early);
     ready
 }
 
@@ -136,15 +138,92 @@ fn ready_hands_out_each_change_once() {
     let first = turn(&mut r, ms(1), Msg::Propose(vec![Command::Int(2)]));
     assert_eq!(first.persist.hard_state.map(|h| h.term), Some(1));
     assert_eq!(first.persist.append.len(), 1);
-    assert_eq!(
-        first.committed.len(),
-        1,
-        "a one-node cluster commits at once"
+    assert!(
+        first.committed.is_empty(),
+        "the leader's own copy counts only once durable"
     );
-    let id = first.committed[0].entry.client.expect("a client command");
+    assert_eq!(r.log().persisted(), Some(0));
+    assert!(r.has_ready(), "advance() committed it: a Ready waits");
+    assert_eq!(r.next_deadline(), Duration::ZERO, "and is due now");
+    let second = r.ready();
+    r.advance();
+    assert!(second.persist.is_empty(), "nothing is persisted twice");
+    assert_eq!(
+        second.committed.len(),
+        1,
+        "a one-node cluster commits once its own write is durable"
+    );
+    let id = second.committed[0].entry.client.expect("a client command");
     assert_eq!((id.node, id.incarnation, id.seq), (0, 1, 1));
     assert_eq!(r.unapplied_commands(), 0, "applied: nothing to resend");
     assert!(!r.has_ready());
-    assert_eq!(r.log().persisted(), Some(0));
     assert!(turn(&mut r, ms(2), Msg::Tick).is_empty());
+}
+
+/// Thesis 10.2.1: a leader's appends leave before its own fsync (`early`),
+/// and a majority of followers commits an entry without the leader's copy;
+/// a vote request waits for the term to be durable.
+#[test]
+fn leader_sends_before_its_fsync_and_counts_itself_once_durable() {
+    let mut cfg = RaftConfig::new(0, vec![1, 2, 3, 4]);
+    cfg.pre_vote = false;
+    cfg.check_quorum = false;
+    let mut r = Raft::new(cfg, HardState::default(), Vec::new(), ms(0)).unwrap();
+    for p in 1..=4 {
+        r.step(ms(0), Msg::PeerKind(p, PeerKind::Rust));
+    }
+    r.step(ms(1000), Msg::Tick);
+    let votes = r.ready();
+    assert!(votes.persist.hard_state.is_some(), "the new term and vote");
+    assert!(votes.early.is_empty(), "vote requests wait for the fsync");
+    assert_eq!(votes.messages.len(), 4);
+    r.advance();
+    let granted = Reply::Vote(VoteReply {
+        term: r.term(),
+        vote_granted: true,
+        sig: None,
+    });
+    for o in &votes.messages {
+        r.step(ms(1001), reply(o.to, o.seq, granted.clone()));
+    }
+    assert_eq!(r.mode(), Mode::Leader);
+    // Its no-op: written and sent in one turn, the appends first.
+    r.step(ms(1001), Msg::Tick);
+    let noop = r.ready();
+    assert!(noop.persist.hard_state.is_none());
+    assert_eq!(noop.persist.append.len(), 1);
+    assert_eq!(noop.early.len(), 4, "{noop:?}");
+    assert!(noop.messages.is_empty());
+    let index = noop.persist.append[0].index;
+    let ok = Reply::Append(AppendReply {
+        success: true,
+        term: r.term(),
+    });
+    // Two followers and the leader's write (not done yet) are no majority.
+    for o in &noop.early[..2] {
+        r.step(ms(1002), reply(o.to, o.seq, ok.clone()));
+    }
+    assert_eq!(r.commit_index(), None, "its own copy is not durable yet");
+    // A third follower makes a majority without the leader.
+    let o = &noop.early[2];
+    r.step(ms(1002), reply(o.to, o.seq, ok.clone()));
+    assert_eq!(r.commit_index(), Some(index));
+    r.advance();
+    assert_eq!(r.log().persisted(), Some(index));
+
+    // Another entry: two followers, then the leader's own write, commit it.
+    r.step(ms(1003), Msg::Propose(vec![Command::Int(5)]));
+    r.step(ms(1003), Msg::Tick);
+    let next = r.ready();
+    assert_eq!(next.persist.append.len(), 1);
+    let index = next.persist.append[0].index;
+    let fresh: Vec<&Outbound> = next.early.iter().filter(|o| o.to <= 2).collect();
+    assert_eq!(fresh.len(), 2, "followers 1 and 2 were idle: {next:?}");
+    for o in fresh {
+        r.step(ms(1004), reply(o.to, o.seq, ok.clone()));
+    }
+    assert!(r.commit_index() < Some(index));
+    r.advance();
+    assert_eq!(r.commit_index(), Some(index), "its own write completes it");
+    assert!(r.has_ready());
 }
