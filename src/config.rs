@@ -172,7 +172,7 @@ impl ClusterConfig {
 
     /// A rate limit of at least one click, and no original node (its log
     /// cannot hold the limit's stamps).
-    fn check_rate_limit(&self) -> Result<(), String> {
+    pub fn check_rate_limit(&self) -> Result<(), String> {
         let Some(n) = self.max_clicks_per_sec else {
             return Ok(());
         };

@@ -86,6 +86,11 @@ struct NodeArgs {
     /// node join (its key signs the request).
     #[arg(long, requires = "join")]
     sponsor_data_dir: Option<PathBuf>,
+    /// A joining node's rate limit (clicks per second and player), as the
+    /// others' cluster file has it. Without it the node stamps with the
+    /// limit the log carries; give it after the cluster's limit changed.
+    #[arg(long, requires = "join")]
+    max_clicks_per_sec: Option<u32>,
     /// No window: read clicks from stdin, one player id (1-4, or a joined
     /// player's) a line.
     #[arg(long)]
@@ -154,10 +159,14 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("data").join(&name));
             let sponsor = a.sponsor_data_dir.as_deref();
-            (
-                node::join::options(via, (&name, &addr), &dir, sponsor)?,
-                name,
-            )
+            let limit = ClusterConfig {
+                max_clicks_per_sec: a.max_clicks_per_sec,
+                ..ClusterConfig::from_nodes(Vec::new())
+            };
+            limit.check_rate_limit()?;
+            let mut opts = node::join::options(via, (&name, &addr), &dir, sponsor)?;
+            opts.cluster.max_clicks_per_sec = limit.max_clicks_per_sec;
+            (opts, name)
         }
         (None, Some(config), Some(id)) => {
             let cluster = ClusterConfig::load(config)?;

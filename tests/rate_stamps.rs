@@ -248,7 +248,7 @@ fn nobody_but_the_leader_writes_a_stamp() {
 }
 
 #[test]
-fn an_older_terms_stamp_may_carry_another_limit() {
+fn a_stamp_from_before_this_node_started_may_carry_another_limit() {
     // Stamped under limit 7 before the cluster restarted with limit 3: a
     // lagging follower still takes the log it is sent.
     let mut c = RaftConfig::new(1, vec![0, 2]);
@@ -259,19 +259,89 @@ fn an_older_terms_stamp_may_carry_another_limit() {
     fresh.term = 2;
     let req = AppendEntries {
         term: 2,
-        ..batch(vec![stamp_entry(0, WALL, 7), fresh.clone()])
+        ..batch(vec![stamp_entry(0, WALL - 60_000, 7), fresh.clone()])
     };
     assert!(f.append_entries_rpc(&req, Some(0), ms(1)).unwrap().success);
-    // But this term's stamps must carry this node's limit.
-    let mut wrong = stamp_entry(2, WALL + 2_000, 7);
-    wrong.term = 2;
+    // A stamp made since must carry this node's limit, whatever term it
+    // claims (a leader may write entries of an older term).
+    let anchors = [stamp_entry(0, WALL - 60_000, 7), fresh.clone()];
+    for (claimed, anchor) in [(1, &anchors[0]), (2, &anchors[1])] {
+        let index = anchor.index.unwrap() + 1;
+        let mut wrong = stamp_entry(index, WALL + 2_000, 7);
+        wrong.term = claimed;
+        let req = AppendEntries {
+            term: 2,
+            all_log: false,
+            ..batch(vec![anchor.clone(), wrong])
+        };
+        let err = f.append_entries_rpc(&req, Some(0), ms(2)).unwrap_err();
+        assert!(err.0.contains("limit 7"), "{err}");
+    }
+    let mut zero = stamp_entry(2, WALL - 60_000, 0);
+    zero.term = 2;
+    let zero = AppendEntries {
+        term: 2,
+        all_log: false,
+        ..batch(vec![fresh, zero])
+    };
+    let err = f.append_entries_rpc(&zero, Some(0), ms(2)).unwrap_err();
+    assert!(err.0.contains("limit 0"), "{err}");
+    assert_eq!(f.entries().len(), 2);
+}
+
+#[test]
+fn a_new_terms_stamp_may_be_below_the_last_but_not_within_a_term() {
+    let mut c = RaftConfig::new(1, vec![0, 2]);
+    c.rate_limit = Some(3);
+    c.wall_origin_ms = WALL;
+    let mut f = Node::new(Raft::new(c, HardState::default(), vec![], Duration::ZERO).unwrap());
+    let req = batch(vec![stamp_entry(0, WALL + 9_000, 3)]);
+    assert!(f.append_entries_rpc(&req, Some(0), ms(1)).unwrap().success);
+    // A new leader whose clock is behind: taken (it opens no window).
+    let mut lower = stamp_entry(1, WALL + 1_000, 3);
+    lower.term = 2;
     let req = AppendEntries {
         term: 2,
         all_log: false,
-        ..batch(vec![fresh, wrong])
+        ..batch(vec![stamp_entry(0, WALL + 9_000, 3), lower.clone()])
     };
-    let err = f.append_entries_rpc(&req, Some(0), ms(2)).unwrap_err();
-    assert!(err.0.contains("limit 7"), "{err}");
+    assert!(f.append_entries_rpc(&req, Some(0), ms(2)).unwrap().success);
+    // But that leader's own next stamp may not go back from it.
+    let mut back = stamp_entry(2, WALL + 500, 3);
+    back.term = 2;
+    let req = AppendEntries {
+        term: 2,
+        all_log: false,
+        ..batch(vec![lower, back])
+    };
+    let err = f.append_entries_rpc(&req, Some(0), ms(3)).unwrap_err();
+    assert!(err.0.contains("goes back"), "{err}");
+}
+
+#[test]
+fn an_election_mode_leader_keeps_pace_with_a_floor_only_so_far_ahead() {
+    // It holds a stamp 60 s ahead of its clock (a fast clock, or a liar's).
+    let mut c = RaftConfig::new(0, vec![]);
+    c.rate_limit = Some(3);
+    c.wall_origin_ms = WALL;
+    let ahead = Entry {
+        term: 1,
+        index: 0,
+        command: Command::Stamp(Stamp {
+            ms: WALL + 60_000,
+            limit: 3,
+        }),
+        client: None,
+        sig: None,
+    };
+    let mut l = Node::new(Raft::new(c, HardState::default(), vec![ahead], ms(0)).unwrap());
+    // Alone, it leads once its election timeout passes.
+    l.service_actions(ms(1_000));
+    l.service_actions(ms(1_001));
+    assert_eq!(l.mode(), Mode::Leader);
+    l.propose([Command::Int(1)]);
+    l.service_actions(ms(1_010));
+    assert_eq!(stamps(&l), vec![WALL + 60_000, WALL + 1_010 + 15_000]);
 }
 
 #[test]

@@ -209,9 +209,12 @@ fn validate_append(req: &AppendEntries) -> Result<Batch, InvalidRequest> {
                 "forwarded commands (nil index) cannot be all_log".into(),
             ));
         }
-        // A configuration or a stamp is the leader's own entry: one
-        // forwarded by a member would skip the leader's checks.
-        if let Some(e) = entries.iter().find(|e| !e.command.is_client_command()) {
+        // A configuration, a stamp or a no-op is the leader's own entry:
+        // one forwarded by a member would skip the leader's checks (a no-op
+        // needs no signature and counts against no rate limit).
+        let leaders_own =
+            |e: &&WireEntry| !e.command.is_client_command() || e.command == Command::NOOP;
+        if let Some(e) = entries.iter().find(leaders_own) {
             return Err(InvalidRequest(format!(
                 "a forwarded command must be a click, not {}",
                 e.command

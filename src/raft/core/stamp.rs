@@ -14,6 +14,12 @@ use super::*;
 /// racing its clock ahead gains its players at most this many extra windows.
 pub const MAX_AHEAD_MS: u64 = 30_000;
 
+/// How far ahead of its own clock an honest leader (election mode) stamps
+/// to keep pace with stamps it held: half the followers' bound, so that a
+/// floor raised by a fast clock or a lying leader cannot carry every later
+/// stamp past followers whose clocks are a little slower.
+const MAX_LEAD_MS: u64 = MAX_AHEAD_MS / 2;
+
 /// How far back a follower looks for the previous stamp: stamps come each
 /// window while clicks flow, so a longer search only costs time (and one
 /// that finds nothing takes the stamp: the game ignores a stamp older than
@@ -79,11 +85,12 @@ impl Raft {
     /// The stamp the leader appends before `proposals`, if a window is due:
     /// clicks are among them and this term has no stamp of the last window.
     /// The limit is this node's, or (a node that joined with none) the
-    /// one the log carries. A term's first stamp is never below a stamp
-    /// this node held, so none goes back from one a follower holds; later
-    /// ones advance with this node's clock, so a leader whose clock is
-    /// behind still opens windows at its pace, and quick leader changes do
-    /// not push stamps ahead of the clocks.
+    /// one the log carries. A term's first stamp is not below a stamp this
+    /// node held (in election mode: up to `MAX_LEAD_MS` ahead of its
+    /// clock); later ones advance with this node's clock, so a leader whose
+    /// clock is behind still opens windows at its pace, quick leader
+    /// changes do not push stamps ahead of the clocks, and a term's stamps
+    /// never go back.
     pub(super) fn stamp_due(&mut self, now: Duration, proposals: &[Proposal]) -> Option<Stamp> {
         let limit = self.cfg.rate_limit.or(self.stamps.limit)?;
         if !proposals.iter().any(|p| p.client.is_some()) {
@@ -98,6 +105,10 @@ impl Raft {
                 let since = u64::try_from((now - at).as_millis()).unwrap_or(u64::MAX);
                 ms.saturating_add(since)
             }
+            _ if self.cfg.elections() => self
+                .stamps
+                .floor
+                .min(self.wall_ms(now).saturating_add(MAX_LEAD_MS)),
             _ => self.stamps.floor,
         };
         let ms = self.wall_ms(now).max(base);
@@ -143,21 +154,28 @@ impl Raft {
                 continue;
             }
             let refuse = |why: String| Err(InvalidRequest(format!("stamp at {}: {why}", e.index)));
-            // Older terms' stamps were taken by a majority already (maybe
-            // under another limit, before the cluster restarted with a new
-            // one): only this leader's own are checked against this node.
-            let fresh = e.term == term;
+            if s.limit == 0 {
+                return refuse("limit 0".into());
+            }
+            // A stamp made before this node started (with its limit) may
+            // carry the limit the cluster had then; a later one must carry
+            // this node's. Entries may claim an older term, so the term
+            // proves nothing here.
             if let Some(own) = self.cfg.rate_limit
                 && own != s.limit
-                && fresh
+                && s.ms >= self.cfg.wall_origin_ms
             {
                 return refuse(format!("limit {} but this node's is {own}", s.limit));
             }
             let ahead = s.ms.saturating_sub(self.wall_ms(now));
-            if self.signed_votes() && ahead > MAX_AHEAD_MS && fresh {
+            if self.signed_votes() && ahead > MAX_AHEAD_MS {
                 return refuse(format!("{} s ahead of this node's clock", ahead / 1000));
             }
-            if let Some(prev) = self.last_stamp_before(kept_below, &entries[..i])
+            // Within a term (one leader's stamps), never back. Across terms
+            // a stamp below the last opens no window (see `game::rate`), so
+            // it is taken: refusing it would only stall the cluster.
+            if let Some((t, prev)) = self.last_stamp_before(kept_below, &entries[..i])
+                && t == e.term
                 && prev.ms > s.ms
             {
                 return refuse(format!("goes back from {} to {} ms", prev.ms, s.ms));
@@ -170,9 +188,9 @@ impl Raft {
     /// keeps below `kept_below`), else the log's last there (what a
     /// snapshot holds is not searched: the game ignores a stamp older than
     /// its window anyway).
-    fn last_stamp_before(&self, kept_below: Option<u64>, batch: &[Entry]) -> Option<Stamp> {
+    fn last_stamp_before(&self, kept_below: Option<u64>, batch: &[Entry]) -> Option<(u64, Stamp)> {
         let stamp = |e: &Entry| match (&e.command, e.client) {
-            (Command::Stamp(s), None) => Some(*s),
+            (Command::Stamp(s), None) => Some((e.term, *s)),
             _ => None,
         };
         if let Some(s) = batch.iter().rev().find_map(stamp) {
