@@ -391,17 +391,25 @@ impl Raft {
     }
 
     pub(super) fn maybe_commit(&mut self) {
-        let Role::Leader(l) = &self.role else { return };
-        let Some(n) = self.quorum_match(&l.progress) else {
-            return;
-        };
-        if self.commit_index.is_some_and(|c| n <= c) {
-            return;
-        }
-        if self.log.term_at(n) == Some(self.term) {
-            self.commit_index = Some(n);
+        if self.commit_by_quorum() {
             self.apply();
         }
+    }
+
+    /// Raise the commit index to what a majority holds (of this term's
+    /// entries). True if it moved.
+    pub(super) fn commit_by_quorum(&mut self) -> bool {
+        let Role::Leader(l) = &self.role else {
+            return false;
+        };
+        let Some(n) = self.quorum_match(&l.progress) else {
+            return false;
+        };
+        if self.commit_index.is_some_and(|c| n <= c) || self.log.term_at(n) != Some(self.term) {
+            return false;
+        }
+        self.commit_index = Some(n);
+        true
     }
 
     fn check_quorum(&mut self, now: Duration) {

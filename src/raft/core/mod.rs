@@ -387,7 +387,7 @@ impl Raft {
     pub fn next_deadline(&self) -> Duration {
         let timeout = self.cfg.request_timeout;
         let d = self.requests.next_expiry(timeout).unwrap_or(Duration::MAX);
-        if !self.out.is_empty() {
+        if !self.out.is_empty() || self.commit_index > self.last_applied {
             // `advance` committed something: hand it out now.
             return Duration::ZERO;
         }
@@ -546,6 +546,7 @@ impl Raft {
     /// Is there anything to persist, send, answer or apply?
     pub fn has_ready(&self) -> bool {
         !self.out.is_empty()
+            || self.commit_index > self.last_applied
             || !self.log.all_given()
             || self.hard_state() != self.saved_hard_state
             || self.pending_snapshot.is_some()
@@ -555,6 +556,9 @@ impl Raft {
     /// `persist` durable before it sends or answers anything else, then
     /// calls [`Raft::advance`].
     pub fn ready(&mut self) -> Ready {
+        // What `advance` committed is applied here, after the runtime took
+        // the snapshot the last `Ready` asked for.
+        self.apply();
         let hs = self.hard_state();
         let hard_state = (hs != self.saved_hard_state).then_some(hs);
         self.saved_hard_state = hs;
@@ -577,11 +581,13 @@ impl Raft {
     }
 
     /// The last `Ready` is durable (and sent and applied). A leader's own
-    /// copy of its new entries now counts: that may commit them (the
-    /// committed entries come with the next `Ready`; see `has_ready`).
+    /// copy of its new entries now counts: that may commit them. They are
+    /// applied by the next `ready()` (see `has_ready`), not here: a
+    /// snapshot the runtime takes right after `advance` must describe the
+    /// index the last `Ready` asked for.
     pub fn advance(&mut self) {
         self.log.mark_persisted();
-        self.maybe_commit();
+        self.commit_by_quorum();
     }
 
     // ----- the tick -----

@@ -227,3 +227,31 @@ fn leader_sends_before_its_fsync_and_counts_itself_once_durable() {
     assert_eq!(r.commit_index(), Some(index), "its own write completes it");
     assert!(r.has_ready());
 }
+
+/// A one-voter cluster commits with its own write, in `advance`: under a
+/// click every turn it must still compact (the snapshot the runtime takes
+/// right after `advance` describes the index its `Ready` asked for).
+#[test]
+fn a_lone_voter_under_steady_clicks_still_compacts() {
+    let mut cfg = RaftConfig::new(0, vec![]);
+    cfg.snapshot_entries = 5;
+    let mut r = Raft::new(cfg, HardState::default(), vec![], ms(0)).unwrap();
+    r.step(ms(1_000), Msg::Tick);
+    r.step(ms(1_001), Msg::Tick);
+    assert_eq!(r.mode(), Mode::Leader);
+    for i in 0..40u64 {
+        let now = ms(1_002 + i);
+        r.step(now, Msg::Propose(vec![Command::Int(1)]));
+        r.step(now, Msg::Tick);
+        let ready = r.ready();
+        r.advance();
+        if let Some(index) = ready.snapshot_due {
+            let app = serde_json::Map::new();
+            r.step(now, Msg::Snapshot { index, app });
+        }
+    }
+    assert!(
+        r.log().snapshot().is_some(),
+        "no snapshot after 40 turns with snapshot_entries = 5"
+    );
+}
