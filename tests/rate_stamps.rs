@@ -190,10 +190,10 @@ fn a_stamp_the_batch_replaces_does_not_count() {
 }
 
 #[test]
-fn a_leader_without_a_limit_of_its_own_stamps_with_the_logs() {
-    // A node that joined has no limit in its configuration.
-    let mut c = RaftConfig::new(0, vec![1, 2]);
-    c.static_leader = Some(0);
+fn a_leader_without_a_limit_of_its_own_stamps_with_the_applied_one() {
+    // A node that joined has no limit in its configuration; alone, it
+    // leads and applies the stamp its log holds.
+    let mut c = RaftConfig::new(0, vec![]);
     c.wall_origin_ms = WALL;
     let held = Entry {
         term: 1,
@@ -203,8 +203,13 @@ fn a_leader_without_a_limit_of_its_own_stamps_with_the_logs() {
         sig: None,
     };
     let mut l = Node::new(Raft::new(c, HardState::default(), vec![held], ms(0)).unwrap());
+    for t in 1_000..1_004 {
+        l.service_actions(ms(t));
+    }
+    assert_eq!(l.mode(), Mode::Leader);
+    assert!(l.last_applied() >= Some(0), "the held stamp is applied");
     l.propose([Command::Int(1)]);
-    l.service_actions(ms(1_000));
+    l.service_actions(ms(2_000));
     let last = l.entries().iter().rev().find_map(|e| match e.command {
         Command::Stamp(s) => Some(s),
         _ => None,
@@ -212,10 +217,30 @@ fn a_leader_without_a_limit_of_its_own_stamps_with_the_logs() {
     assert_eq!(
         last,
         Some(Stamp {
-            ms: WALL + 1_000,
+            ms: WALL + 2_000,
             limit: 5
         })
     );
+}
+
+#[test]
+fn a_received_stamp_gives_no_limit_until_applied() {
+    // A leader without a limit of its own, holding a stamp nobody
+    // committed (a lying leader's, sent to it alone), stamps nothing.
+    let mut c = RaftConfig::new(0, vec![1, 2]);
+    c.static_leader = Some(0);
+    c.wall_origin_ms = WALL;
+    let held = Entry {
+        term: 1,
+        index: 0,
+        command: Command::Stamp(Stamp { ms: WALL, limit: 7 }),
+        client: None,
+        sig: None,
+    };
+    let mut l = Node::new(Raft::new(c, HardState::default(), vec![held], ms(0)).unwrap());
+    l.propose([Command::Int(1)]);
+    l.service_actions(ms(1_000));
+    assert_eq!(stamps(&l), vec![WALL], "no new stamp");
 }
 
 #[test]

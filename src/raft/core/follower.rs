@@ -157,8 +157,11 @@ impl Raft {
             .maybe_append(entries, all_log, blind, self.commit_index)?;
         // Under one leader (a new one resets it) the match only grows: a
         // late copy of an older batch proves less, not that we lost more.
+        // Never past our log's end, though: a lying leader's conflicting
+        // batch may have cut it (the commit index follows the match).
+        let end = self.log.last_index();
         let f = self.follower_state();
-        f.leader_match = f.leader_match.max(Some(last));
+        f.leader_match = f.leader_match.max(Some(last)).min(end);
         Ok(())
     }
 

@@ -387,7 +387,7 @@ impl Raft {
     pub fn next_deadline(&self) -> Duration {
         let timeout = self.cfg.request_timeout;
         let d = self.requests.next_expiry(timeout).unwrap_or(Duration::MAX);
-        if !self.out.is_empty() || self.commit_index > self.last_applied {
+        if !self.out.is_empty() || self.appliable() {
             // `advance` committed something: hand it out now.
             return Duration::ZERO;
         }
@@ -544,9 +544,14 @@ impl Raft {
     // ----- output -----
 
     /// Is there anything to persist, send, answer or apply?
+    /// Committed entries this node holds and has not applied yet.
+    fn appliable(&self) -> bool {
+        self.commit_index.min(self.log.last_index()) > self.last_applied
+    }
+
     pub fn has_ready(&self) -> bool {
         !self.out.is_empty()
-            || self.commit_index > self.last_applied
+            || self.appliable()
             || !self.log.all_given()
             || self.hard_state() != self.saved_hard_state
             || self.pending_snapshot.is_some()
@@ -658,6 +663,7 @@ impl Raft {
                 // A forged copy of our command is not it: ours goes on.
                 self.note_applied(entry.client);
             }
+            self.stamps.applied(&entry);
             if let Command::Config(c) = &entry.command {
                 // A removed node's session ends with it.
                 self.sessions.retain_nodes(|n| c.contains(n));

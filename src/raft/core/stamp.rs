@@ -35,8 +35,10 @@ pub const LIMIT_KEY: &str = "stampLimit";
 pub(super) struct Stamps {
     /// The highest stamp this node ever held (its log's, its snapshot's).
     floor: u64,
-    /// The limit of that stamp: a node started without one (a joining
-    /// node) stamps with it when it leads.
+    /// The limit of the last applied stamp (or the snapshot's): a node
+    /// started without one (a joining node) stamps with it when it leads.
+    /// Applied, not merely received: a lying leader could otherwise hand
+    /// one node a limit the others refuse.
     limit: Option<u32>,
     /// This node's last stamp as leader: its term, core time and value.
     last: Option<(u64, Duration, u64)>,
@@ -47,24 +49,31 @@ impl Stamps {
     pub fn note(&mut self, entries: &[Entry]) {
         for e in entries {
             if let (Command::Stamp(s), None) = (&e.command, e.client) {
-                self.raise(s.ms, Some(s.limit));
+                self.raise(s.ms);
             }
         }
     }
 
-    fn raise(&mut self, ms: u64, limit: Option<u32>) {
-        if ms >= self.floor {
-            self.floor = ms;
-            self.limit = limit.or(self.limit);
+    fn raise(&mut self, ms: u64) {
+        self.floor = self.floor.max(ms);
+    }
+
+    /// An entry was applied: a stamp's limit is now the cluster's.
+    pub fn applied(&mut self, e: &Entry) {
+        if let (Command::Stamp(s), None) = (&e.command, e.client) {
+            self.limit = Some(s.limit);
         }
     }
 
-    /// Raise the floor to a snapshot document's.
+    /// Take a snapshot document's floor and limit.
     pub fn note_doc(&mut self, data: &[u8]) {
         let doc: Option<serde_json::Value> = serde_json::from_slice(data).ok();
         let get = |k| doc.as_ref().and_then(|d| d.get(k)?.as_u64());
+        self.raise(get(FLOOR_KEY).unwrap_or(0));
         let limit = get(LIMIT_KEY).and_then(|l| u32::try_from(l).ok());
-        self.raise(get(FLOOR_KEY).unwrap_or(0), limit);
+        if let Some(l) = limit.filter(|l| *l > 0) {
+            self.limit = Some(l);
+        }
     }
 
     /// The snapshot document's part (see `note_doc`).
@@ -112,7 +121,7 @@ impl Raft {
             _ => self.stamps.floor,
         };
         let ms = self.wall_ms(now).max(base);
-        self.stamps.raise(ms, Some(limit));
+        self.stamps.raise(ms);
         self.stamps.last = Some((self.term, now, ms));
         Some(Stamp { ms, limit })
     }

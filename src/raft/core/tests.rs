@@ -255,3 +255,50 @@ fn a_lone_voter_under_steady_clicks_still_compacts() {
         "no snapshot after 40 turns with snapshot_entries = 5"
     );
 }
+
+/// A (lying) leader's conflicting batch cuts the follower's log below what
+/// it matched before: the commit index it then sends is capped at the
+/// log's end, so nothing is committed that the node does not hold.
+#[test]
+fn a_cut_log_caps_the_match_and_the_commit() {
+    let mut r = Raft::new(
+        RaftConfig::new(1, vec![0, 2]),
+        HardState::default(),
+        vec![],
+        ms(0),
+    )
+    .unwrap();
+    let entry = |index: u64, term: u64| WireEntry {
+        term,
+        index: Some(index),
+        command: Command::Int(1),
+        client: None,
+        sig: None,
+    };
+    let append = |entries: Vec<WireEntry>, commit: Option<u64>, all_log: bool| Msg::Request {
+        token: 1,
+        from: Some(0),
+        rpc: Rpc::AppendEntries(AppendEntries {
+            entries: Some(entries),
+            term: 2,
+            commit_index: commit,
+            all_log,
+            proof: None,
+        }),
+    };
+    let old: Vec<WireEntry> = (0..10).map(|i| entry(i, 1)).collect();
+    turn(&mut r, ms(1), append(old, None, true));
+    assert_eq!(r.log().last_index(), Some(9));
+    turn(
+        &mut r,
+        ms(2),
+        append(vec![entry(0, 1), entry(1, 2), entry(2, 2)], None, false),
+    );
+    assert_eq!(r.log().last_index(), Some(2), "the batch cut the log");
+    turn(&mut r, ms(3), append(vec![], Some(9), false));
+    assert_eq!(r.commit_index(), Some(2));
+    assert!(
+        r.next_deadline() > ms(3),
+        "nothing left to apply: no busy loop"
+    );
+}
