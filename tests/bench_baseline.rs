@@ -2,9 +2,11 @@
 //! rate, interleaved; the report has the ratio tables and every ratio is a
 //! finite positive number.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "support/bench.rs"]
+mod bench;
+use bench::run_bench;
 
 /// The `(…x)` ratios of the markdown rows under `heading`, up to the next
 /// heading, row by row.
@@ -35,41 +37,28 @@ fn ratio_rows(report: &str, heading: &str) -> Vec<Vec<f64>> {
 #[test]
 fn baseline_prints_finite_ratios_beside_each_row() {
     let exe = env!("CARGO_BIN_EXE_raftian");
-    let mut child = Command::new(exe)
-        .args(["bench", "clicks", "--baseline", exe])
-        .args(["--modes", "static", "--storage", "mem"])
-        .args(["--latency-rate", "40", "--latency-secs", "0.5"])
-        .args(["--rates", "80", "--rate-secs", "0.5", "--idle-secs", "0.3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start raftian bench");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("bench clicks --baseline did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, out, err) = run_bench(
+        &[
+            "clicks",
+            "--baseline",
+            exe,
+            "--modes",
+            "static",
+            "--storage",
+            "mem",
+            "--latency-rate",
+            "40",
+            "--latency-secs",
+            "0.5",
+            "--rates",
+            "80",
+            "--rate-secs",
+            "0.5",
+            "--idle-secs",
+            "0.3",
+        ],
+        Duration::from_secs(60),
+    );
     assert!(status.success(), "bench failed: {status}\n{err}\n{out}");
 
     // Both binaries appear in the main tables.

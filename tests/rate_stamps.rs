@@ -47,6 +47,17 @@ fn stamp_entry(index: u64, ms: u64, limit: u32) -> WireEntry {
     }
 }
 
+/// A stamp a node's log holds at start (index 0, term 1).
+fn held_stamp(ms: u64, limit: u32) -> Entry {
+    Entry {
+        term: 1,
+        index: 0,
+        command: Command::Stamp(Stamp { ms, limit }),
+        client: None,
+        sig: None,
+    }
+}
+
 fn batch(entries: Vec<WireEntry>) -> AppendEntries {
     AppendEntries {
         entries: Some(entries),
@@ -83,16 +94,7 @@ fn a_leader_whose_clock_is_behind_still_stamps_forward() {
     c.static_leader = Some(0);
     c.rate_limit = Some(3);
     c.wall_origin_ms = WALL;
-    let ahead = Entry {
-        term: 1,
-        index: 0,
-        command: Command::Stamp(Stamp {
-            ms: WALL + 60_000,
-            limit: 3,
-        }),
-        client: None,
-        sig: None,
-    };
+    let ahead = held_stamp(WALL + 60_000, 3);
     let mut l2 = Node::new(Raft::new(c, HardState::default(), vec![ahead], ms(0)).unwrap());
     l2.propose([Command::Int(1)]);
     l2.service_actions(ms(5));
@@ -195,13 +197,7 @@ fn a_leader_without_a_limit_of_its_own_stamps_with_the_applied_one() {
     // leads and applies the stamp its log holds.
     let mut c = RaftConfig::new(0, vec![]);
     c.wall_origin_ms = WALL;
-    let held = Entry {
-        term: 1,
-        index: 0,
-        command: Command::Stamp(Stamp { ms: WALL, limit: 5 }),
-        client: None,
-        sig: None,
-    };
+    let held = held_stamp(WALL, 5);
     let mut l = Node::new(Raft::new(c, HardState::default(), vec![held], ms(0)).unwrap());
     for t in 1_000..1_004 {
         l.service_actions(ms(t));
@@ -230,13 +226,7 @@ fn a_received_stamp_gives_no_limit_until_applied() {
     let mut c = RaftConfig::new(0, vec![1, 2]);
     c.static_leader = Some(0);
     c.wall_origin_ms = WALL;
-    let held = Entry {
-        term: 1,
-        index: 0,
-        command: Command::Stamp(Stamp { ms: WALL, limit: 7 }),
-        client: None,
-        sig: None,
-    };
+    let held = held_stamp(WALL, 7);
     let mut l = Node::new(Raft::new(c, HardState::default(), vec![held], ms(0)).unwrap());
     l.propose([Command::Int(1)]);
     l.service_actions(ms(1_000));
@@ -349,16 +339,7 @@ fn an_election_mode_leader_keeps_pace_with_a_floor_only_so_far_ahead() {
     let mut c = RaftConfig::new(0, vec![]);
     c.rate_limit = Some(3);
     c.wall_origin_ms = WALL;
-    let ahead = Entry {
-        term: 1,
-        index: 0,
-        command: Command::Stamp(Stamp {
-            ms: WALL + 60_000,
-            limit: 3,
-        }),
-        client: None,
-        sig: None,
-    };
+    let ahead = held_stamp(WALL + 60_000, 3);
     let mut l = Node::new(Raft::new(c, HardState::default(), vec![ahead], ms(0)).unwrap());
     // Alone, it leads once its election timeout passes.
     l.service_actions(ms(1_000));
