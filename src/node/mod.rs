@@ -518,8 +518,13 @@ fn spawn_runtime(
     let thread = std::thread::Builder::new()
         .name(format!("raft-{}", actor.name))
         .spawn(move || {
+            // One worker: a node's tasks are short and mostly wait on one
+            // another, so a second worker mostly adds cross-thread wake-ups
+            // (futexes, context switches). The fsync still never stalls
+            // the node: block_in_place hands the worker's other tasks to a
+            // fresh thread meanwhile (see `Actor::persist`).
             let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+                .worker_threads(1)
                 .enable_all()
                 .build()
             {
