@@ -94,14 +94,13 @@ struct Bin<'a> {
 /// Start a cluster, wait for its leader, warm it up (connections, first
 /// entries), wait until everything is applied everywhere.
 async fn ready_cluster(
+    a: &ClicksArgs,
     exe: &Launch,
     dir: PathBuf,
-    mode: LeaderMode,
-    storage: StorageKind,
-    conns: usize,
+    (mode, storage): (LeaderMode, StorageKind),
     traces: &Path,
-    tick_ms: Option<u64>,
 ) -> Result<(Cluster, usize, Status), String> {
+    let (conns, tick_ms) = (a.conns, a.tick_ms);
     let trace = traces.join(dir.file_name().unwrap_or_default());
     let mut cl = Cluster::start(exe, dir, mode, storage, Some(trace), tick_ms)?;
     let (_, st) = cl.wait_settled(0, Duration::from_secs(20)).await?;
@@ -263,16 +262,8 @@ async fn idle_and_low(
     root: &TempRoot,
     label: &str,
 ) -> Result<IdleAndLow, String> {
-    let (mut cl, leader, st) = ready_cluster(
-        bin.exe,
-        dir,
-        mode,
-        storage,
-        a.conns,
-        &root.traces,
-        a.tick_ms,
-    )
-    .await?;
+    let (mut cl, leader, st) =
+        ready_cluster(a, bin.exe, dir, (mode, storage), &root.traces).await?;
     let pids: Vec<Option<u32>> = (0..NODES).map(|i| cl.pid(i)).collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let s0 = CpuSample::take(&pids);
@@ -346,16 +337,8 @@ async fn rate_step(
     let mut attempt = 1;
     loop {
         let dir = next_dir(root, run_no, mode, storage, bin);
-        let (mut cl, leader, st) = ready_cluster(
-            bin.exe,
-            dir,
-            mode,
-            storage,
-            a.conns,
-            &root.traces,
-            a.tick_ms,
-        )
-        .await?;
+        let (mut cl, leader, st) =
+            ready_cluster(a, bin.exe, dir, (mode, storage), &root.traces).await?;
         let (mut step, step_hwm) = measure(
             &mut cl,
             leader,
