@@ -151,6 +151,25 @@ impl<'a> Scan<'a> {
     }
 
     /// `<methodCall><methodName>`.
+    /// The rest of an `<array>` (its opening tag already read) up to and
+    /// including the `</value>` that closes it, each item read by `item`
+    /// after its `<value>`.
+    fn array_rest<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        self.tag(b"<data>")?;
+        let mut items = Vec::new();
+        loop {
+            self.ws();
+            if self.lit(b"</data>").is_some() {
+                break;
+            }
+            self.lit(b"<value>")?;
+            items.push(item(self)?);
+        }
+        self.tag(b"</array>")?;
+        self.lit(b"</value>")?;
+        Some(items)
+    }
+
     fn call_head(&mut self) -> Option<&'a str> {
         self.decl()?;
         self.tag(b"<methodCall>")?;
@@ -222,19 +241,7 @@ pub fn append_call(body: &str) -> Option<AppendEntries> {
     s.tag(b"<param>")?;
     s.tag(b"<value>")?;
     let entries = if s.lit(b"<array>").is_some() {
-        s.tag(b"<data>")?;
-        let mut es = Vec::new();
-        loop {
-            s.ws();
-            if s.lit(b"</data>").is_some() {
-                break;
-            }
-            s.lit(b"<value>")?;
-            es.push(s.entry()?);
-        }
-        s.tag(b"</array>")?;
-        s.lit(b"</value>")?;
-        Some(es)
+        Some(s.array_rest(Scan::entry)?)
     } else {
         s.nil()?;
         s.lit(b"</value>")?;
@@ -300,19 +307,7 @@ pub fn response(body: &str) -> Option<Value> {
     s.tag(b"<param>")?;
     s.tag(b"<value>")?;
     let v = if s.lit(b"<array>").is_some() {
-        s.tag(b"<data>")?;
-        let mut items = Vec::new();
-        loop {
-            s.ws();
-            if s.lit(b"</data>").is_some() {
-                break;
-            }
-            s.lit(b"<value>")?;
-            items.push(s.scalar()?);
-        }
-        s.tag(b"</array>")?;
-        s.lit(b"</value>")?;
-        Value::Array(items)
+        Value::Array(s.array_rest(Scan::scalar)?)
     } else {
         s.scalar()?
     };
